@@ -1,0 +1,300 @@
+// Package memlock is a lock.Store kept in the memory of one process: for a
+// single replica, for tests, and as the reference the Redis backend is held to.
+package memlock
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/beatlock/beat/lock"
+)
+
+var _ lock.Store = (*Backend)(nil)
+
+// Backend is an in-process lock store, safe for concurrent use. Expiry is
+// judged by its clock, which by default is the system's monotonic clock.
+type Backend struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	locks   map[string]*entry
+	owners  map[string]map[string]struct{} // owner -> keys, so ReleaseAll is O(locks of owner)
+	expiry  expiryHeap                     // so expired entries are dropped even if nobody asks for them
+	tasks   map[string]*taskState
+	nextSeq uint64
+}
+
+type entry struct {
+	owner   string
+	token   uint64 // fencing token of the claim that set it; 0 for TryAcquire
+	expires time.Time
+	seq     uint64 // identifies this entry's current expiry in the heap
+}
+
+type taskState struct {
+	lastTick int64 // Unix milliseconds of the last claimed tick
+	claimed  bool
+	fence    uint64
+}
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithClock makes the backend read time from now, for tests that move time by
+// hand. now must be safe for concurrent use.
+func WithClock(now func() time.Time) Option {
+	return func(b *Backend) { b.now = now }
+}
+
+// New returns an empty Backend.
+func New(opts ...Option) *Backend {
+	b := &Backend{
+		now:    time.Now,
+		locks:  make(map[string]*entry),
+		owners: make(map[string]map[string]struct{}),
+		tasks:  make(map[string]*taskState),
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// begin checks ctx, takes the mutex and drops expired entries. The caller
+// must call b.mu.Unlock.
+func (b *Backend) begin(ctx context.Context) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	b.mu.Lock()
+	now := b.now()
+	b.sweep(now)
+	return now, nil
+}
+
+func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer b.mu.Unlock()
+	e := b.locks[key]
+	if e != nil && e.owner != owner {
+		return false, nil
+	}
+	var token uint64
+	if e != nil {
+		token = e.token
+	}
+	b.set(key, owner, token, now.Add(ttl))
+	return true, nil
+}
+
+func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
+		return false, err
+	}
+	if _, err := b.begin(ctx); err != nil {
+		return false, err
+	}
+	defer b.mu.Unlock()
+	e := b.locks[key]
+	if e == nil || e.owner != owner {
+		return false, nil
+	}
+	b.remove(key, e)
+	return true, nil
+}
+
+func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer b.mu.Unlock()
+	e := b.locks[key]
+	if e == nil || e.owner != owner {
+		return false, nil
+	}
+	b.set(key, owner, e.token, now.Add(ttl))
+	return true, nil
+}
+
+func (b *Backend) IsLocked(ctx context.Context, key string) (bool, error) {
+	_, ok, err := b.Owner(ctx, key)
+	return ok, err
+}
+
+func (b *Backend) Owner(ctx context.Context, key string) (string, bool, error) {
+	if err := lock.CheckKey(key); err != nil {
+		return "", false, err
+	}
+	if _, err := b.begin(ctx); err != nil {
+		return "", false, err
+	}
+	defer b.mu.Unlock()
+	if e := b.locks[key]; e != nil {
+		return e.owner, true, nil
+	}
+	return "", false, nil
+}
+
+func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) {
+	if err := lock.CheckOwner(owner); err != nil {
+		return 0, err
+	}
+	if _, err := b.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer b.mu.Unlock()
+	var n uint64
+	for key := range b.owners[owner] {
+		b.remove(key, b.locks[key])
+		n++
+	}
+	return n, nil
+}
+
+func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
+	if err := lock.CheckClaim(req); err != nil {
+		return lock.ClaimResult{}, err
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
+		return lock.ClaimResult{}, err
+	}
+	defer b.mu.Unlock()
+
+	st := b.tasks[req.Task]
+	if st == nil {
+		st = &taskState{}
+		b.tasks[req.Task] = st
+	}
+	var res lock.ClaimResult
+	if st.claimed {
+		res.Previous = time.UnixMilli(st.lastTick).UTC()
+	}
+	tick := req.Tick.UnixMilli()
+	if st.claimed && tick <= st.lastTick {
+		res.Outcome = lock.AlreadyClaimed
+		return res, nil
+	}
+	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
+	if req.Policy == lock.Forbid && b.locks[key] != nil {
+		res.Outcome = lock.Busy
+		return res, nil
+	}
+	if old := b.locks[key]; old != nil {
+		b.remove(key, old) // Replace: the old holder's lease no longer matches
+	}
+	// The token also follows the clock, so that it keeps rising even if this
+	// record is lost and rebuilt from nothing.
+	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
+	st.lastTick, st.claimed = tick, true
+	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
+	res.Outcome = lock.Claimed
+	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
+	return res, nil
+}
+
+func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer b.mu.Unlock()
+	e := b.locks[l.Key]
+	if e == nil || e.owner != l.Owner || e.token != l.Token {
+		return false, nil
+	}
+	b.set(l.Key, l.Owner, l.Token, now.Add(ttl))
+	return true, nil
+}
+
+func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner)); err != nil {
+		return false, err
+	}
+	if _, err := b.begin(ctx); err != nil {
+		return false, err
+	}
+	defer b.mu.Unlock()
+	e := b.locks[l.Key]
+	if e == nil || e.owner != l.Owner || e.token != l.Token {
+		return false, nil
+	}
+	b.remove(l.Key, e)
+	return true, nil
+}
+
+// set stores or replaces key's entry; callers hold b.mu.
+func (b *Backend) set(key, owner string, token uint64, expires time.Time) {
+	if old := b.locks[key]; old != nil && old.owner != owner {
+		b.unindex(old.owner, key)
+	}
+	b.nextSeq++
+	e := &entry{owner: owner, token: token, expires: expires, seq: b.nextSeq}
+	b.locks[key] = e
+	keys := b.owners[owner]
+	if keys == nil {
+		keys = make(map[string]struct{})
+		b.owners[owner] = keys
+	}
+	keys[key] = struct{}{}
+	heap.Push(&b.expiry, expiryItem{at: expires, key: key, seq: e.seq})
+}
+
+func (b *Backend) remove(key string, e *entry) {
+	delete(b.locks, key)
+	b.unindex(e.owner, key)
+}
+
+func (b *Backend) unindex(owner, key string) {
+	keys := b.owners[owner]
+	delete(keys, key)
+	if len(keys) == 0 {
+		delete(b.owners, owner)
+	}
+}
+
+// sweep drops every entry whose expiry has come. Heap items left behind by a
+// renewal or release no longer match their entry's seq and are skipped.
+func (b *Backend) sweep(now time.Time) {
+	for len(b.expiry) > 0 && !b.expiry[0].at.After(now) {
+		it := heap.Pop(&b.expiry).(expiryItem)
+		if e := b.locks[it.key]; e != nil && e.seq == it.seq {
+			b.remove(it.key, e)
+		}
+	}
+}
+
+type expiryItem struct {
+	at  time.Time
+	key string
+	seq uint64
+}
+
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
