@@ -196,6 +196,7 @@ func (s *suite) claim(t *testing.T) {
 }
 
 func (s *suite) claimExpiry(t *testing.T) {
+	t.Parallel()
 	ttl := s.h.TTL
 	claim := func(n int, owner string, p lock.Policy) lock.ClaimRequest {
 		return lock.ClaimRequest{Task: "t", Tick: tick(n), Owner: owner, TTL: ttl, Policy: p}

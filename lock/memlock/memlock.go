@@ -19,19 +19,19 @@ var _ lock.Store = (*Backend)(nil)
 type Backend struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	locks   map[string]*entry
-	owners  map[string]map[string]struct{} // owner -> keys, so ReleaseAll is O(locks of owner)
-	expiry  expiryHeap                     // so expired entries are dropped even if nobody asks for them
-	tasks   map[string]*taskState
-	nextSeq uint64
+	mu     sync.Mutex
+	locks  map[string]*entry
+	owners map[string]map[string]struct{} // owner -> keys, so ReleaseAll is O(locks of owner)
+	expiry expiryHeap                     // live entries by expiry, so expired ones are dropped even if nobody asks for them
+	tasks  map[string]*taskState
 }
 
 type entry struct {
+	key     string
 	owner   string
 	token   uint64 // fencing token of the claim that set it; 0 for TryAcquire
 	expires time.Time
-	seq     uint64 // identifies this entry's current expiry in the heap
+	index   int // position in the expiry heap
 }
 
 type taskState struct {
@@ -239,25 +239,29 @@ func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) 
 	return true, nil
 }
 
-// set stores or replaces key's entry; callers hold b.mu.
+// set stores key's entry or updates it in place; callers hold b.mu.
 func (b *Backend) set(key, owner string, token uint64, expires time.Time) {
-	if old := b.locks[key]; old != nil && old.owner != owner {
-		b.unindex(old.owner, key)
+	if e := b.locks[key]; e != nil && e.owner == owner {
+		e.token, e.expires = token, expires
+		heap.Fix(&b.expiry, e.index)
+		return
+	} else if e != nil {
+		b.remove(key, e)
 	}
-	b.nextSeq++
-	e := &entry{owner: owner, token: token, expires: expires, seq: b.nextSeq}
+	e := &entry{key: key, owner: owner, token: token, expires: expires}
 	b.locks[key] = e
+	heap.Push(&b.expiry, e)
 	keys := b.owners[owner]
 	if keys == nil {
 		keys = make(map[string]struct{})
 		b.owners[owner] = keys
 	}
 	keys[key] = struct{}{}
-	heap.Push(&b.expiry, expiryItem{at: expires, key: key, seq: e.seq})
 }
 
 func (b *Backend) remove(key string, e *entry) {
 	delete(b.locks, key)
+	heap.Remove(&b.expiry, e.index)
 	b.unindex(e.owner, key)
 }
 
@@ -269,32 +273,32 @@ func (b *Backend) unindex(owner, key string) {
 	}
 }
 
-// sweep drops every entry whose expiry has come. Heap items left behind by a
-// renewal or release no longer match their entry's seq and are skipped.
+// sweep drops every entry whose expiry has come.
 func (b *Backend) sweep(now time.Time) {
-	for len(b.expiry) > 0 && !b.expiry[0].at.After(now) {
-		it := heap.Pop(&b.expiry).(expiryItem)
-		if e := b.locks[it.key]; e != nil && e.seq == it.seq {
-			b.remove(it.key, e)
-		}
+	for len(b.expiry) > 0 && !b.expiry[0].expires.After(now) {
+		b.remove(b.expiry[0].key, b.expiry[0])
 	}
 }
 
-type expiryItem struct {
-	at  time.Time
-	key string
-	seq uint64
-}
-
-type expiryHeap []expiryItem
+// expiryHeap orders entries by expiry; each entry knows its index, so a
+// renewal or release fixes the heap in place and it never holds stale items.
+type expiryHeap []*entry
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
 func (h *expiryHeap) Pop() any {
 	old := *h
-	it := old[len(old)-1]
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return it
+	return e
 }

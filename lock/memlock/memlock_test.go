@@ -26,6 +26,9 @@ func TestRealClock(t *testing.T) {
 		New: func(t *testing.T) (lock.Store, func(time.Duration)) {
 			return memlock.New(), time.Sleep
 		},
-		TTL: 100 * time.Millisecond,
+		TTL: time.Second,
 	})
 }
+
+func BenchmarkAcquireRelease(b *testing.B) { locktest.BenchmarkAcquireRelease(b, memlock.New()) }
+func BenchmarkClaim(b *testing.B)          { locktest.BenchmarkClaim(b, memlock.New()) }

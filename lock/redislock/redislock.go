@@ -1,0 +1,260 @@
+// Package redislock is a lock.Store on Redis (standalone, Sentinel or
+// Cluster) through go-redis v9.
+//
+// A lock is a string key, the prefix followed by "lock:" and the lock's key,
+// whose value is the owner and whose PX is its expiry. Every operation is one
+// Lua script, so it is atomic and takes one round trip; expiry is judged by
+// the server's clock.
+//
+// On Redis Cluster a script may only touch keys of one hash slot. All keys of
+// a Backend share the prefix, so a prefix with a hash tag (the default
+// "{beat}:") keeps them in one slot whatever the lock keys and owners
+// contain: Redis hashes only the first {...} of a key. On a Cluster client a
+// prefix without a hash tag is a configuration error, returned by every call.
+package redislock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/beatlock/beat/lock"
+)
+
+var _ lock.Store = (*Backend)(nil)
+
+// DefaultKeyPrefix keeps a deployment's keys in one hash slot.
+const DefaultKeyPrefix = "{beat}:"
+
+// ErrConfig marks a Backend that cannot work with its client as configured.
+var ErrConfig = errors.New("redislock: configuration")
+
+// Backend is a lock.Store on Redis, safe for concurrent use.
+type Backend struct {
+	client redis.UniversalClient
+	prefix string
+	err    error // configuration error, returned by every call
+}
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithKeyPrefix puts every key of the Backend under prefix. Deployments that
+// share one Redis must use different prefixes.
+func WithKeyPrefix(prefix string) Option {
+	return func(b *Backend) { b.prefix = prefix }
+}
+
+// New returns a Backend on client. The client stays the caller's to close.
+func New(client redis.UniversalClient, opts ...Option) *Backend {
+	b := &Backend{client: client, prefix: DefaultKeyPrefix}
+	for _, o := range opts {
+		o(b)
+	}
+	if _, cluster := client.(*redis.ClusterClient); cluster && !HasHashTag(b.prefix) {
+		b.err = fmt.Errorf("%w: key prefix %q has no hash tag, so on Redis Cluster the keys of one lock operation "+
+			"would fall in different slots; use a prefix like \"{beat}:\"", ErrConfig, b.prefix)
+	}
+	return b
+}
+
+// HasHashTag reports whether every key that starts with prefix hashes to the
+// same Redis Cluster slot, whatever follows it: the prefix holds a '{' and,
+// after it, a '}' with something in between.
+func HasHashTag(prefix string) bool {
+	open := strings.IndexByte(prefix, '{')
+	if open < 0 {
+		return false
+	}
+	end := strings.IndexByte(prefix[open+1:], '}')
+	return end > 0
+}
+
+// Err returns the Backend's configuration error, if any, so that a program
+// can refuse to start instead of failing at the first tick.
+func (b *Backend) Err() error { return b.err }
+
+func (b *Backend) lockKey(key string) string    { return b.prefix + "lock:" + key }
+func (b *Backend) ownerKey(owner string) string { return b.prefix + "owner:" + owner }
+func (b *Backend) stateKey(task string) string  { return b.prefix + "state:" + task }
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// run runs script and reads an integer reply.
+func (b *Backend) runInt(ctx context.Context, op, key string, s *redis.Script, keys []string, args ...any) (int64, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := s.Run(ctx, b.client, keys, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redislock: %s %q: %w", op, key, err)
+	}
+	return n, nil
+}
+
+// runBool runs a script that answers 0 or 1.
+func (b *Backend) runBool(ctx context.Context, op, key string, s *redis.Script, keys []string, args ...any) (bool, error) {
+	n, err := b.runInt(ctx, op, key, s, keys, args...)
+	if err != nil {
+		return false, err
+	}
+	if n != 0 && n != 1 {
+		return false, fmt.Errorf("redislock: %s %q: unexpected reply %d from the store", op, key, n)
+	}
+	return n == 1, nil
+}
+
+func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	return b.runBool(ctx, "try-acquire", key, acquireScript,
+		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, ms(ttl), key)
+}
+
+func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
+		return false, err
+	}
+	return b.runBool(ctx, "release", key, releaseScript,
+		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, key)
+}
+
+func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	return b.runBool(ctx, "renew", key, renewScript,
+		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, ms(ttl), key)
+}
+
+func (b *Backend) IsLocked(ctx context.Context, key string) (bool, error) {
+	_, ok, err := b.Owner(ctx, key)
+	return ok, err
+}
+
+// Owner is a plain GET: a single command is atomic, and Redis never returns
+// an expired key.
+func (b *Backend) Owner(ctx context.Context, key string) (string, bool, error) {
+	if err := lock.CheckKey(key); err != nil {
+		return "", false, err
+	}
+	if b.err != nil {
+		return "", false, b.err
+	}
+	owner, err := b.client.Get(ctx, b.lockKey(key)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("redislock: owner %q: %w", key, err)
+	}
+	return owner, true, nil
+}
+
+func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) {
+	if err := lock.CheckOwner(owner); err != nil {
+		return 0, err
+	}
+	n, err := b.runInt(ctx, "release-all", owner, releaseAllScript,
+		[]string{b.ownerKey(owner)}, owner, b.lockKey(""))
+	if err == nil && n < 0 {
+		err = fmt.Errorf("redislock: release-all %q: unexpected reply %d from the store", owner, n)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return uint64(n), nil
+}
+
+func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
+	if err := lock.CheckClaim(req); err != nil {
+		return lock.ClaimResult{}, err
+	}
+	if b.err != nil {
+		return lock.ClaimResult{}, b.err
+	}
+	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
+	reply, err := claimScript.Run(ctx, b.client,
+		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner)},
+		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, b.ownerKey(""), taskWide(key, req.Task),
+	).Slice()
+	if err != nil {
+		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: %w", req.Task, req.Tick.UTC(), err)
+	}
+	res, err := parseClaim(reply)
+	if err != nil {
+		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: unexpected reply %v from the store: %w", req.Task, req.Tick.UTC(), reply, err)
+	}
+	if res.Outcome == lock.Claimed {
+		res.Lease.Task, res.Lease.Key, res.Lease.Owner = req.Task, key, req.Owner
+	}
+	return res, nil
+}
+
+// parseClaim reads the claim script's {outcome, previous, token} reply.
+func parseClaim(reply []any) (lock.ClaimResult, error) {
+	var res lock.ClaimResult
+	if len(reply) < 2 {
+		return res, errors.New("too short")
+	}
+	code, ok := reply[0].(int64)
+	if !ok || code < 1 || code > 3 {
+		return res, errors.New("bad outcome")
+	}
+	res.Outcome = lock.Outcome(code)
+	if prev, _ := reply[1].(string); prev != "" {
+		msec, err := strconv.ParseInt(prev, 10, 64)
+		if err != nil {
+			return res, fmt.Errorf("previous tick: %w", err)
+		}
+		res.Previous = time.UnixMilli(msec).UTC()
+	}
+	if res.Outcome != lock.Claimed {
+		return res, nil
+	}
+	if len(reply) != 3 {
+		return res, errors.New("no token")
+	}
+	tok, _ := reply[2].(string)
+	token, err := strconv.ParseUint(tok, 10, 64)
+	if err != nil || token == 0 {
+		return res, fmt.Errorf("token %q: not a positive integer", tok)
+	}
+	res.Lease.Token = token
+	return res, nil
+}
+
+// taskWide tells the scripts whether key is the task's own lock, shared by
+// successive claims and so identified by the token in the task's state.
+func taskWide(key, task string) string {
+	if key == task {
+		return "1"
+	}
+	return "0"
+}
+
+func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner), lock.CheckTTL(ttl)); err != nil {
+		return false, err
+	}
+	return b.runBool(ctx, "renew-lease", l.Key, renewLeaseScript, b.leaseKeys(l),
+		l.Owner, ms(ttl), l.Key, strconv.FormatUint(l.Token, 10), taskWide(l.Key, l.Task))
+}
+
+func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner)); err != nil {
+		return false, err
+	}
+	return b.runBool(ctx, "release-lease", l.Key, releaseLeaseScript, b.leaseKeys(l),
+		l.Owner, 0, l.Key, strconv.FormatUint(l.Token, 10), taskWide(l.Key, l.Task))
+}
+
+func (b *Backend) leaseKeys(l lock.Lease) []string {
+	return []string{b.lockKey(l.Key), b.stateKey(l.Task), b.ownerKey(l.Owner)}
+}

@@ -1,0 +1,287 @@
+package redislock_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/beatlock/beat/internal/redistest"
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/redislock"
+)
+
+var ctx = context.Background()
+
+// servers runs f against miniredis and against the real server.
+func servers(t *testing.T, f func(t *testing.T, c *redis.Client, prefix string)) {
+	t.Run("miniredis", func(t *testing.T) {
+		_, c := newMini(t)
+		f(t, c, redislock.DefaultKeyPrefix)
+	})
+	t.Run("redis", func(t *testing.T) {
+		c := redistest.Client(t)
+		f(t, c, redistest.Prefix(t, c))
+	})
+}
+
+// commandCounter counts the commands a client sends.
+type commandCounter struct{ n atomic.Int64 }
+
+func (*commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestReleaseAllIgnoresKeyspace: with 10,000 unrelated keys present, some of
+// them lock-shaped and some even holding the owner's id outside the prefix,
+// ReleaseAll frees exactly the owner's 3 locks in one command and leaves the
+// rest as they were.
+func TestReleaseAllIgnoresKeyspace(t *testing.T) {
+	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
+		other := redistest.Prefix(t, c) // a second deployment's keyspace on the same server
+		const unrelated = 10_000
+		values := [...]string{"b", "a", "x"}
+		unrelatedKey := func(i int) string {
+			switch i % 3 {
+			case 0: // another owner's lock under our prefix
+				return fmt.Sprintf("%slock:other-%d", prefix, i)
+			case 1: // the same owner id, in another deployment
+				return fmt.Sprintf("%slock:k%d", other, i)
+			}
+			return fmt.Sprintf("%sdata:%d", other, i)
+		}
+		pipe := c.Pipeline()
+		for i := range unrelated {
+			pipe.Set(ctx, unrelatedKey(i), values[i%3], time.Hour)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+		for _, k := range []string{"k1", "k2", "k3"} {
+			if ok, err := b.TryAcquire(ctx, k, "a", time.Hour); !ok || err != nil {
+				t.Fatalf("TryAcquire(%s) = %v, %v", k, ok, err)
+			}
+		}
+
+		// Load the script first: a fresh server answers NOSCRIPT to the first
+		// EVALSHA and go-redis follows with EVAL, a second command.
+		if _, err := b.ReleaseAll(ctx, "nobody"); err != nil {
+			t.Fatal(err)
+		}
+		var counter commandCounter
+		c.AddHook(&counter)
+		n, err := b.ReleaseAll(ctx, "a")
+		if err != nil || n != 3 {
+			t.Fatalf("ReleaseAll = %d, %v; want 3, nil", n, err)
+		}
+		if got := counter.n.Load(); got != 1 {
+			t.Errorf("ReleaseAll sent %d commands; want 1 (one script)", got)
+		}
+		for i := range unrelated {
+			pipe.Get(ctx, unrelatedKey(i))
+		}
+		cmds, err := pipe.Exec(ctx)
+		if err != nil {
+			t.Fatalf("reading the unrelated keys back: %v", err)
+		}
+		for i, cmd := range cmds {
+			want := values[i%3]
+			if got := cmd.(*redis.StringCmd).Val(); got != want {
+				t.Fatalf("unrelated key %d = %q after ReleaseAll; want %q", i, got, want)
+			}
+		}
+		for _, k := range []string{"k1", "k2", "k3"} {
+			if ok, err := b.IsLocked(ctx, k); ok || err != nil {
+				t.Errorf("IsLocked(%s) = %v, %v after ReleaseAll", k, ok, err)
+			}
+		}
+	})
+}
+
+// TestKeyLayout pins the documented layout: the lock is a string key under
+// the prefix whose value is the owner and whose TTL is the lock's.
+func TestKeyLayout(t *testing.T) {
+	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
+		b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+		if ok, err := b.TryAcquire(ctx, "job:{x}", "pod 1", 30*time.Second); !ok || err != nil {
+			t.Fatalf("TryAcquire = %v, %v", ok, err)
+		}
+		key := prefix + "lock:job:{x}"
+		if v, err := c.Get(ctx, key).Result(); v != "pod 1" || err != nil {
+			t.Errorf("GET %s = %q, %v; want the owner", key, v, err)
+		}
+		if ttl, err := c.PTTL(ctx, key).Result(); err != nil || ttl <= 29*time.Second || ttl > 30*time.Second {
+			t.Errorf("PTTL %s = %v, %v; want about 30s", key, ttl, err)
+		}
+	})
+}
+
+// TestOwnerIndexDoesNotGrow: locks that expire on their own leave no trace
+// in the owner index once the owner locks again, and the index itself
+// expires with its last lock.
+func TestOwnerIndexDoesNotGrow(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t, c)
+	b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+	for i := range 100 {
+		if ok, err := b.TryAcquire(ctx, fmt.Sprint("short-", i), "a", 50*time.Millisecond); !ok || err != nil {
+			t.Fatalf("TryAcquire = %v, %v", ok, err)
+		}
+	}
+	idx := prefix + "owner:a"
+	if n := c.ZCard(ctx, idx).Val(); n != 100 {
+		t.Fatalf("index holds %d keys; want 100", n)
+	}
+	time.Sleep(120 * time.Millisecond)
+	if ok, err := b.TryAcquire(ctx, "live", "a", 80*time.Millisecond); !ok || err != nil {
+		t.Fatalf("TryAcquire = %v, %v", ok, err)
+	}
+	if keys := c.ZRange(ctx, idx, 0, -1).Val(); len(keys) != 1 || keys[0] != "live" {
+		t.Errorf("index = %q after the short locks expired; want [live]", keys)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := c.Exists(ctx, idx).Val(); n != 0 {
+		t.Errorf("index still exists after its last lock expired")
+	}
+}
+
+// TestTokensSurviveStoreLoss: a store that restarts empty (no persistence)
+// loses the claim records, but the tokens it issues afterwards still rise, so
+// downstream systems that fence on them keep accepting the new holders.
+func TestTokensSurviveStoreLoss(t *testing.T) {
+	m, c := newMini(t)
+	b := redislock.New(c)
+	claim := func(minute int) uint64 {
+		t.Helper()
+		res, err := b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: time.Unix(int64(minute)*60, 0), Owner: "a", TTL: time.Minute, Policy: lock.Allow})
+		if err != nil || res.Outcome != lock.Claimed {
+			t.Fatalf("Claim = %+v, %v", res, err)
+		}
+		return res.Lease.Token
+	}
+	before := claim(2)
+	m.FlushAll()
+	c.ScriptFlush(ctx) // a restarted server has no scripts cached either
+	if after := claim(1); after <= before {
+		t.Errorf("token after the store lost its data = %d; want above %d", after, before)
+	}
+}
+
+func TestStoreFailuresAreErrors(t *testing.T) {
+	// A server that accepts connections and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	// A port nothing listens on.
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close()
+
+	m, wrongType := newMini(t)
+	m.HSet(redislock.DefaultKeyPrefix+"lock:k", "field", "value")
+
+	cases := []struct {
+		name   string
+		client *redis.Client
+		want   error // nil: any error
+	}{
+		{"silent server", redis.NewClient(&redis.Options{Addr: silent.Addr().String(), ReadTimeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond, MaxRetries: -1}), nil},
+		{"connection refused", redis.NewClient(&redis.Options{Addr: refusedAddr, MaxRetries: -1}), nil},
+		{"script error (WRONGTYPE)", wrongType, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := redislock.New(tc.client)
+			ok, err := b.TryAcquire(ctx, "k", "a", time.Second)
+			if err == nil || ok {
+				t.Fatalf("TryAcquire = %v, %v; want false and an error", ok, err)
+			}
+			n, err := b.ReleaseAll(ctx, "a")
+			if tc.name != "script error (WRONGTYPE)" && (err == nil || n != 0) {
+				t.Fatalf("ReleaseAll = %v, %v; want 0 and an error", n, err)
+			}
+			res, err := b.Claim(ctx, lock.ClaimRequest{Task: "k", Tick: time.Unix(60, 0), Owner: "a", TTL: time.Second})
+			if err == nil || res.Outcome != 0 {
+				t.Fatalf("Claim = %+v, %v; want no outcome and an error", res, err)
+			}
+		})
+	}
+	t.Run("deadline", func(t *testing.T) {
+		b := redislock.New(cases[0].client)
+		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		ok, err := b.TryAcquire(dctx, "k", "a", time.Second)
+		if ok || err == nil {
+			t.Fatalf("TryAcquire = %v, %v; want false and an error", ok, err)
+		}
+	})
+}
+
+func TestClusterPrefixNeedsHashTag(t *testing.T) {
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	t.Cleanup(func() { cluster.Close() })
+
+	b := redislock.New(cluster, redislock.WithKeyPrefix("beat:"))
+	if err := b.Err(); !errors.Is(err, redislock.ErrConfig) {
+		t.Fatalf("Err() = %v; want ErrConfig", err)
+	}
+	if ok, err := b.TryAcquire(ctx, "k", "a", time.Second); ok || !errors.Is(err, redislock.ErrConfig) {
+		t.Fatalf("TryAcquire = %v, %v; want ErrConfig", ok, err)
+	}
+	if err := redislock.New(cluster).Err(); err != nil {
+		t.Fatalf("default prefix on Cluster: %v", err)
+	}
+	// A standalone server needs no hash tag.
+	_, c := newMini(t)
+	if err := redislock.New(c, redislock.WithKeyPrefix("beat:")).Err(); err != nil {
+		t.Fatalf("standalone: %v", err)
+	}
+}
+
+func TestHasHashTag(t *testing.T) {
+	for prefix, want := range map[string]bool{
+		"{beat}:":      true,
+		"app:{beat}:":  true,
+		"{a}{b}":       true,
+		"beat:":        false,
+		"":             false,
+		"{}:":          false, // an empty tag hashes the whole key
+		"{beat:":       false, // the closing brace would come from the key
+		"}beat{":       false,
+		"}{x}":         true,
+		"{{beat}}":     true, // tag "{beat"
+		"x{}{y}":       false,
+		"{prod-eu-1}:": true,
+	} {
+		if got := redislock.HasHashTag(prefix); got != want {
+			t.Errorf("HasHashTag(%q) = %v; want %v", prefix, got, want)
+		}
+	}
+}
