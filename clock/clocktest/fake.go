@@ -81,6 +81,25 @@ func (f *Fake) TimerCreated() <-chan struct{} {
 	return w
 }
 
+// BlockUntil waits until at least n timers are waiting to fire, or gives up
+// after timeout and reports false. A test calls it before Advance, so that
+// the code under test has computed its deadlines from the current reading
+// and the clock does not move under it between Now and NewTimer.
+func (f *Fake) BlockUntil(n int, timeout time.Duration) bool {
+	give := time.After(timeout)
+	for {
+		created := f.TimerCreated()
+		if f.Timers() >= n {
+			return true
+		}
+		select {
+		case <-created:
+		case <-give:
+			return f.Timers() >= n
+		}
+	}
+}
+
 type fakeTimer struct {
 	f  *Fake
 	at time.Time

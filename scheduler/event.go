@@ -1,0 +1,115 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// EventKind says what happened to a tick.
+type EventKind uint8
+
+const (
+	// Claimed: this replica claimed the tick and starts the run.
+	Claimed EventKind = iota + 1
+	// AlreadyClaimed: another replica (or an earlier attempt) has the tick.
+	AlreadyClaimed
+	// Busy: the policy is Forbid and the previous run still holds the lock;
+	// the tick is skipped.
+	Busy
+	// Missed: Count ticks up to Tick were not run (Reason says why).
+	Missed
+	// ClaimFailed: the store could not be asked in time; the tick is skipped.
+	ClaimFailed
+	// Succeeded and Failed: a run ended, without or with Err.
+	Succeeded
+	Failed
+	// Lost: the run's lease could not be renewed in time; its context was
+	// cancelled with cause lock.ErrLost.
+	Lost
+	// Renewed: a running task's lease was extended (Tick is not set).
+	Renewed
+)
+
+var eventNames = [...]string{Claimed: "claimed", AlreadyClaimed: "already-claimed", Busy: "busy",
+	Missed: "missed", ClaimFailed: "claim-failed", Succeeded: "succeeded", Failed: "failed", Lost: "lost", Renewed: "renewed"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) && eventNames[k] != "" {
+		return eventNames[k]
+	}
+	return "unknown"
+}
+
+// Event reports one step of one tick, for logs, metrics and tests.
+type Event struct {
+	Kind     EventKind
+	Task     string
+	Tick     time.Time // the tick's nominal instant
+	Token    uint64    // fencing token, once claimed
+	Count    int       // Missed: how many ticks (missedLimit means that many or more)
+	Reason   string    // Missed: why
+	Err      error     // Failed, ClaimFailed, Lost
+	Duration time.Duration
+}
+
+// Stats counts events by kind since the scheduler was made.
+type Stats struct {
+	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, Succeeded, Failed, Lost, Renewed uint64
+}
+
+type counters [len(eventNames)]atomic.Uint64
+
+// Stats returns the counts so far.
+func (s *Scheduler) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Claimed: c[Claimed].Load(), AlreadyClaimed: c[AlreadyClaimed].Load(), Busy: c[Busy].Load(),
+		Missed: c[Missed].Load(), ClaimFailed: c[ClaimFailed].Load(), Succeeded: c[Succeeded].Load(),
+		Failed: c[Failed].Load(), Lost: c[Lost].Load(), Renewed: c[Renewed].Load(),
+	}
+}
+
+// emit counts, logs and reports ev.
+func (s *Scheduler) emit(ev Event) {
+	n := uint64(1)
+	if ev.Kind == Missed {
+		n = uint64(ev.Count)
+	}
+	s.stats[ev.Kind].Add(n)
+	attrs := []any{"task", ev.Task}
+	if !ev.Tick.IsZero() {
+		attrs = append(attrs, "tick", ev.Tick.UTC())
+	}
+	if ev.Token != 0 {
+		attrs = append(attrs, "token", ev.Token)
+	}
+	level := slog.LevelDebug
+	msg := "tick " + ev.Kind.String()
+	switch ev.Kind {
+	case Claimed:
+		msg = "tick claimed; running"
+	case Succeeded:
+		level, msg = slog.LevelInfo, "run succeeded"
+		attrs = append(attrs, "duration", ev.Duration)
+	case Failed:
+		level, msg = slog.LevelError, "run failed"
+		attrs = append(attrs, "duration", ev.Duration, "err", ev.Err)
+	case Busy:
+		level, msg = slog.LevelWarn, "tick skipped: the previous run still holds the lock (concurrency_policy Forbid)"
+	case Missed:
+		level, msg = slog.LevelWarn, "ticks missed"
+		attrs = append(attrs, "count", ev.Count, "reason", ev.Reason)
+	case ClaimFailed:
+		level, msg = slog.LevelError, "tick skipped: could not claim it before its starting deadline"
+		attrs = append(attrs, "err", ev.Err)
+	case Lost:
+		level, msg = slog.LevelError, "lease lost: run cancelled, another replica may take the task"
+		attrs = append(attrs, "err", ev.Err)
+	}
+	s.log.Log(context.Background(), level, msg, attrs...)
+	if s.observe != nil {
+		s.observe(ev)
+	}
+}
