@@ -170,7 +170,7 @@ func execResult(ctx context.Context, run Run, program string, err error, stderr 
 		// The command itself succeeded; only output written after it exited
 		// was lost, which is not worth failing the run over.
 		run.Log().LogAttrs(ctx, slog.LevelWarn, "exec: command exited but a background process kept its output open; output after exit discarded",
-			slog.String("task", run.Task), slog.Duration("wait_delay", execWaitDelay))
+			slog.Duration("wait_delay", execWaitDelay))
 		return nil
 	}
 	var exitErr *exec.ExitError
@@ -200,7 +200,6 @@ func logOutput(ctx context.Context, run Run, stream string, buf *tailBuffer) {
 		return
 	}
 	run.Log().LogAttrs(ctx, slog.LevelInfo, "exec output",
-		slog.String("task", run.Task),
 		slog.String("stream", stream),
 		slog.String("output", string(kept)),
 		slog.Int64("dropped_bytes", dropped),

@@ -254,7 +254,6 @@ func runHTTP(ctx context.Context, run Run) error {
 		return fmt.Errorf("http task %q: %s: status %s, then aborted reading the body: %w", run.Task, target, resp.Status, context.Cause(ctx))
 	}
 	run.Log().LogAttrs(ctx, slog.LevelInfo, "http response",
-		slog.String("task", run.Task),
 		slog.String("request", target),
 		slog.Int("status", resp.StatusCode),
 	)

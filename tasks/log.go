@@ -58,11 +58,6 @@ func runLog(ctx context.Context, run Run) error {
 	if err != nil {
 		return fmt.Errorf("log task %q: %w", run.Task, err)
 	}
-	run.Log().LogAttrs(ctx, a.level, a.message,
-		slog.String("task", run.Task),
-		slog.Time("scheduled_at", run.ScheduledAt.UTC()),
-		slog.String("instance", run.InstanceID),
-		slog.Uint64("token", run.FencingToken),
-	)
+	run.Log().LogAttrs(ctx, a.level, a.message)
 	return nil
 }

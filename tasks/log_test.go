@@ -36,8 +36,12 @@ func TestLogTask(t *testing.T) {
 				ScheduledAt:  time.Date(2026, 11, 27, 13, 0, 5, 0, time.UTC),
 				InstanceID:   "pod-a",
 				FencingToken: 7,
-				Logger:       slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			}
+			// With no Logger set, the run's attributes come from Run.Log's
+			// fallback, the default logger.
+			prev := slog.Default()
+			slog.SetDefault(slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			defer slog.SetDefault(prev)
 			err := logFn(context.Background(), run)
 			checkErr(t, err, tt.wantErr)
 			recs := out.records(t)
@@ -54,7 +58,7 @@ func TestLogTask(t *testing.T) {
 				"level":        tt.wantLevel,
 				"msg":          "still here",
 				"task":         "heartbeat",
-				"scheduled_at": "2026-11-27T13:00:05Z",
+				"tick":         "2026-11-27T13:00:05Z",
 				"instance":     "pod-a",
 				"token":        float64(7),
 			}

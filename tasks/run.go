@@ -24,16 +24,19 @@ type Run struct {
 	ScheduledAt  time.Time      // the tick's nominal instant, UTC (never includes jitter)
 	InstanceID   string         // the replica running this tick
 	FencingToken uint64         // strictly increasing per task; hand it to downstream writes
-	Logger       *slog.Logger   // may be nil: use run.Log() which falls back to slog.Default()
+	// Logger, when set, already carries the run's task, tick, instance and
+	// token (the scheduler sets it so). May be nil: use run.Log().
+	Logger *slog.Logger
 }
 
-// Log returns the run's logger, or slog.Default() when none was set, so that
-// a Func never has to check for nil.
+// Log returns the run's logger; when none was set, slog.Default() with the
+// run's task, tick, instance and token, so that a Func never has to check
+// for nil and every line names its run either way.
 func (r Run) Log() *slog.Logger {
 	if r.Logger != nil {
 		return r.Logger
 	}
-	return slog.Default()
+	return slog.Default().With("task", r.Task, "tick", r.ScheduledAt.UTC(), "instance", r.InstanceID, "token", r.FencingToken)
 }
 
 // Env returns the variables that identify the run to a child process:

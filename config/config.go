@@ -1,0 +1,137 @@
+// Package config loads and validates schedule.yaml, the file that every
+// replica of a beat deployment reads.
+//
+// Validation is strict and complete: unknown fields, wrong types and bad
+// values are all errors, and [Parse] reports every problem in the file at
+// once, each with its line, as a [*ValidationError].
+//
+// Three environment variables override the file, for settings that differ
+// between deployments of the same schedule: BEAT_INSTANCE_ID (instance_id),
+// BEAT_LOCK_BACKEND (lock.backend) and BEAT_REDIS_URL (lock.redis.url).
+// BEAT_CONFIG names the file (see [DefaultPath]). A variable set to the empty
+// string counts as unset.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/schedule"
+)
+
+// Config is a loaded schedule.yaml with every default filled in.
+type Config struct {
+	File            string // path it was loaded from
+	InstanceID      string // "" when unset: the caller generates one
+	Timezone        *time.Location
+	ShutdownTimeout time.Duration
+	Lock            Lock
+	Tasks           []Task
+}
+
+// Lock configures the lock store.
+type Lock struct {
+	Backend       string // "memory" or "redis"
+	TTL           time.Duration
+	RenewInterval time.Duration
+	Redis         Redis
+}
+
+// Redis configures the redis lock backend.
+type Redis struct{ URL, KeyPrefix string }
+
+// Task is one scheduled task.
+type Task struct {
+	Name              string
+	Spec              string            // the schedule text as written
+	Schedule          schedule.Schedule // parsed, in Location
+	Type              string            // the `task:` field
+	Args              map[string]any    // never nil
+	Location          *time.Location
+	Timeout           time.Duration // 0: none
+	ConcurrencyPolicy lock.Policy
+	// StartingDeadline is how late a missed tick may still be claimed; 0
+	// means until the next tick is due.
+	StartingDeadline time.Duration
+	Suspend          bool
+	Jitter           time.Duration
+	Line             int // line of the task in the file, for messages
+}
+
+// Defaults for settings the file leaves out.
+const (
+	DefaultFile            = "schedule.yaml"
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultBackend         = "memory"
+	DefaultTTL             = 30 * time.Second
+	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
+	DefaultKeyPrefix       = "{beat}:"
+)
+
+// TaskTypes is what config needs of the task registry (package tasks
+// implements it).
+type TaskTypes interface {
+	Names() []string                                    // registered type names, sorted
+	ValidateArgs(typ string, args map[string]any) error // nil when the args are fine; error text says what is wrong
+}
+
+// Option changes how a file is loaded.
+type Option func(*options)
+
+type options struct {
+	types     TaskTypes
+	lookupEnv func(string) (string, bool)
+}
+
+// WithTaskTypes checks each task's type and args against t. Without it, any
+// task type and any args are accepted.
+func WithTaskTypes(t TaskTypes) Option { return func(o *options) { o.types = t } }
+
+// WithLookupEnv replaces os.LookupEnv for the environment overrides.
+func WithLookupEnv(f func(string) (string, bool)) Option {
+	return func(o *options) { o.lookupEnv = f }
+}
+
+func newOptions(opts []Option) options {
+	o := options{lookupEnv: os.LookupEnv}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.lookupEnv == nil {
+		o.lookupEnv = os.LookupEnv
+	}
+	return o
+}
+
+// DefaultPath is the file to load when none is given: $BEAT_CONFIG, else
+// schedule.yaml. A nil lookupEnv means os.LookupEnv.
+func DefaultPath(lookupEnv func(string) (string, bool)) string {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if p, ok := lookupEnv("BEAT_CONFIG"); ok && p != "" {
+		return p
+	}
+	return DefaultFile
+}
+
+// Load reads and parses the file at path; "" means [DefaultPath].
+func Load(path string, opts ...Option) (*Config, error) {
+	o := newOptions(opts)
+	if path == "" {
+		path = DefaultPath(o.lookupEnv)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(path, data, o)
+}
+
+// Parse parses and validates data, a schedule.yaml read from file (used in
+// messages). When the file is invalid the error is a *ValidationError.
+func Parse(file string, data []byte, opts ...Option) (*Config, error) {
+	return parse(file, data, newOptions(opts))
+}

@@ -1,0 +1,340 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/schedule"
+)
+
+var (
+	topFields   = []string{"instance_id", "timezone", "shutdown_timeout", "lock", "tasks"}
+	lockFields  = []string{"backend", "ttl", "renew_interval", "redis"}
+	redisFields = []string{"url", "key_prefix"}
+	taskFields  = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
+)
+
+const scheduleExamples = `examples: "*/5 * * * *", "0 */5 * * * *", "@every 30s"`
+
+// decoder walks the YAML tree, collecting every problem it meets.
+type decoder struct {
+	file     string
+	types    TaskTypes
+	env      func(string) (string, bool)
+	problems []Problem
+	expanded int  // see expand
+	stopped  bool // see giveUp
+	kept     int  // problems to keep once stopped
+}
+
+func parse(file string, data []byte, o options) (*Config, error) {
+	d := &decoder{file: file, types: o.types, env: o.lookupEnv}
+	cfg := d.config(data)
+	if d.stopped {
+		d.problems = d.problems[:d.kept]
+	}
+	if len(d.problems) > 0 {
+		slices.SortStableFunc(d.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, &ValidationError{Problems: d.problems}
+	}
+	return cfg, nil
+}
+
+func (d *decoder) problem(line int, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// origin is where a setting that the environment can override came from.
+type origin struct {
+	line int
+	env  string // the variable, when it came from the environment
+}
+
+func (d *decoder) problemAt(o origin, format string, args ...any) {
+	if o.env == "" {
+		d.problem(o.line, format, args...)
+		return
+	}
+	d.problems = append(d.problems, Problem{File: "env " + o.env, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fromEnv returns the value of an overriding environment variable.
+func (d *decoder) fromEnv(name string) (string, bool) {
+	s, ok := d.env(name)
+	return s, ok && s != ""
+}
+
+func (d *decoder) config(data []byte) *Config {
+	cfg := &Config{
+		File:            d.file,
+		Timezone:        time.UTC,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+	root, ok := d.document(data)
+	if !ok {
+		return cfg
+	}
+	f := d.fields(entry{value: root}, "", topFields)
+	cfg.Timezone = d.zone(f["timezone"], time.UTC)
+	cfg.InstanceID, _ = d.str(f["instance_id"], "instance_id")
+	if s, ok := d.fromEnv("BEAT_INSTANCE_ID"); ok {
+		cfg.InstanceID = s
+	}
+	if v, ok := d.nonNegative(f["shutdown_timeout"], "shutdown_timeout"); ok {
+		cfg.ShutdownTimeout = v
+	}
+	cfg.Lock = d.lock(f["lock"])
+	cfg.Tasks = d.tasks(f["tasks"], cfg.Timezone)
+	return cfg
+}
+
+var yamlLine = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root node; nil for an empty file.
+func (d *decoder) document(data []byte) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc, next yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		return nil, true
+	}
+	if err == nil {
+		if err = dec.Decode(&next); errors.Is(err, io.EOF) {
+			err = nil
+		} else if err == nil {
+			d.problem(next.Line, "a second YAML document starts here; put all settings in one")
+			return nil, false
+		}
+	}
+	if err != nil {
+		msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = m[2]
+		}
+		d.problem(line, "invalid YAML: %s", msg)
+		return nil, false
+	}
+	if len(doc.Content) == 0 {
+		return nil, true
+	}
+	return doc.Content[0], true
+}
+
+func (d *decoder) lock(e entry) Lock {
+	l := Lock{
+		Backend: DefaultBackend,
+		TTL:     DefaultTTL,
+		Redis:   Redis{URL: DefaultRedisURL, KeyPrefix: DefaultKeyPrefix},
+	}
+	f := d.fields(e, "lock", lockFields)
+	r := d.fields(f["redis"], "lock.redis", redisFields)
+
+	backendAt, urlAt := origin{line: f["backend"].line()}, origin{line: r["url"].line()}
+	if s, ok := d.str(f["backend"], "lock.backend"); ok && f["backend"].present() {
+		l.Backend = s
+	}
+	if s, ok := d.str(r["url"], "lock.redis.url"); ok && r["url"].present() {
+		l.Redis.URL = s
+	}
+	if s, ok := d.fromEnv("BEAT_LOCK_BACKEND"); ok {
+		l.Backend, backendAt = s, origin{env: "BEAT_LOCK_BACKEND"}
+	}
+	if s, ok := d.fromEnv("BEAT_REDIS_URL"); ok {
+		l.Redis.URL, urlAt = s, origin{env: "BEAT_REDIS_URL"}
+	}
+
+	if l.Backend != "memory" && l.Backend != "redis" {
+		d.problemAt(backendAt, "unknown lock backend %q: use memory or redis", l.Backend)
+	}
+	if err := checkRedisURL(l.Redis.URL); err != nil {
+		d.problemAt(urlAt, "lock.redis.url %v", err)
+	}
+	if s, ok := d.str(r["key_prefix"], "lock.redis.key_prefix"); ok && r["key_prefix"].present() {
+		if s == "" {
+			d.problem(r["key_prefix"].line(), "lock.redis.key_prefix must not be empty; the default is %q", DefaultKeyPrefix)
+		}
+		l.Redis.KeyPrefix = s
+	}
+
+	ttlOK := true
+	if v, ok := d.duration(f["ttl"], "lock.ttl"); ok {
+		l.TTL = v
+		if v < lock.MinTTL {
+			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v", lock.MinTTL, v)
+			ttlOK = false
+		}
+	}
+	l.RenewInterval = l.TTL / 3
+	if v, ok := d.duration(f["renew_interval"], "lock.renew_interval"); ok {
+		l.RenewInterval = v
+		switch {
+		case v <= 0:
+			d.problem(f["renew_interval"].line(), "lock.renew_interval must be positive, got %v", v)
+		case ttlOK && v >= l.TTL:
+			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be shorter than lock.ttl (%v), so that the lock is renewed before it expires; the default is ttl/3", v, l.TTL)
+		}
+	}
+	return l
+}
+
+// checkRedisURL checks only the scheme: the redis client has the last word.
+// Its errors do not echo the URL, which may hold a password.
+func checkRedisURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New(`is not a URL; write it like "redis://127.0.0.1:6379/0"`)
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+		return nil
+	case "":
+		return errors.New(`has no scheme; write it like "redis://127.0.0.1:6379/0"`)
+	}
+	return fmt.Errorf("has unsupported scheme %q: use redis://, rediss:// or unix://", u.Scheme)
+}
+
+func (d *decoder) tasks(e entry, zone *time.Location) []Task {
+	n := resolve(e.value)
+	switch {
+	case isNull(n):
+		d.problem(e.line(), "no tasks: add at least one under tasks:")
+		return nil
+	case n.Kind != yaml.SequenceNode:
+		d.problem(e.line(), "tasks: expected a list of tasks, got %s", describe(n))
+		return nil
+	case len(n.Content) == 0:
+		d.problem(e.line(), "no tasks: add at least one under tasks:")
+		return nil
+	}
+	seen := map[string]int{}
+	tasks := make([]Task, 0, len(n.Content))
+	for _, c := range n.Content {
+		tasks = append(tasks, d.task(c, zone, seen))
+	}
+	return tasks
+}
+
+func (d *decoder) task(n *yaml.Node, zone *time.Location, seen map[string]int) (t Task) {
+	n = resolve(n)
+	t = Task{Line: n.Line, Location: zone, Args: map[string]any{}}
+	first := len(d.problems)
+	defer func() {
+		// Name the task in its problems, also those found before its name.
+		for i := first; i < len(d.problems); i++ {
+			d.problems[i].Task = t.Name
+		}
+	}()
+	if n.Kind != yaml.MappingNode {
+		d.problem(n.Line, "a task must be a mapping with name, schedule and task; got %s", describe(n))
+		return t
+	}
+	f := d.fields(entry{value: n}, "task", taskFields)
+
+	t.Name = d.name(f["name"], n.Line, seen)
+	t.Location = d.zone(f["timezone"], zone)
+	if s, ok := d.str(f["schedule"], "schedule"); ok {
+		t.Spec = s
+		if strings.TrimSpace(s) == "" {
+			d.problem(f["schedule"].lineOr(n.Line), "missing schedule; %s", scheduleExamples)
+		} else if sched, err := schedule.Parse(s, t.Location); err != nil {
+			d.problem(f["schedule"].line(), "%v", err)
+		} else {
+			t.Schedule = sched
+		}
+	}
+	typeOK := d.taskType(&t, f["task"], n.Line)
+	args, argsOK := d.args(f["args"])
+	t.Args = args
+	if typeOK && argsOK && d.types != nil {
+		if err := d.types.ValidateArgs(t.Type, args); err != nil {
+			d.problem(f["args"].lineOr(n.Line), "args: %v", err)
+		}
+	}
+	if s, ok := d.str(f["concurrency_policy"], "concurrency_policy"); ok {
+		if p, err := lock.ParsePolicy(s); err != nil {
+			d.problem(f["concurrency_policy"].line(), "%v", err)
+		} else {
+			t.ConcurrencyPolicy = p
+		}
+	}
+	t.Timeout, _ = d.nonNegative(f["timeout"], "timeout")
+	t.StartingDeadline, _ = d.nonNegative(f["starting_deadline"], "starting_deadline")
+	t.Jitter, _ = d.nonNegative(f["jitter"], "jitter")
+	t.Suspend, _ = d.boolean(f["suspend"], "suspend")
+	return t
+}
+
+// zone reads a time zone setting; absent, null or invalid gives def.
+func (d *decoder) zone(e entry, def *time.Location) *time.Location {
+	s, ok := d.str(e, "timezone")
+	if !ok || !e.present() {
+		return def
+	}
+	loc, err := schedule.LoadLocation(s)
+	if err != nil {
+		d.problem(e.line(), "timezone: %v", err)
+		return def
+	}
+	return loc
+}
+
+func (d *decoder) name(e entry, taskLine int, seen map[string]int) string {
+	s, ok := d.str(e, "name")
+	switch {
+	case !ok:
+		return ""
+	case s == "":
+		d.problem(e.lineOr(taskLine), "missing name: every task needs a unique name")
+		return ""
+	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
+		d.problem(e.line(), "name must not contain control characters")
+	case seen[s] > 0:
+		d.problem(e.line(), "name is already used by the task at line %d; task names must be unique", seen[s])
+	default:
+		seen[s] = e.line()
+	}
+	return s
+}
+
+// taskType sets t.Type and reports whether it names a known type.
+func (d *decoder) taskType(t *Task, e entry, taskLine int) bool {
+	s, ok := d.str(e, "task")
+	if !ok {
+		return false
+	}
+	t.Type = s
+	var known []string
+	if d.types != nil {
+		known = d.types.Names()
+	}
+	registered := "registered types: " + strings.Join(known, ", ")
+	if len(known) == 0 {
+		registered = "no task types are registered"
+	}
+	switch {
+	case s == "" && d.types == nil:
+		d.problem(e.lineOr(taskLine), "missing task: set it to the type of task to run")
+	case s == "":
+		d.problem(e.lineOr(taskLine), "missing task: set it to the type of task to run; %s", registered)
+	case d.types != nil && !slices.Contains(known, s):
+		d.problem(e.line(), "unknown task type %q; %s", s, registered)
+	default:
+		return true
+	}
+	return false
+}
