@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/beatlock/beat/config"
+	"github.com/beatlock/beat/schedule"
+)
+
+// next prints each task's next fire times in its own zone and in UTC.
+func (e *env) next(args []string) int {
+	fs, path := e.flags("next")
+	count := fs.Int("count", 5, "how many fire times per task")
+	if ok, code := e.parse(fs, args); !ok {
+		return code
+	}
+	if *count < 1 || *count > 1000 {
+		fmt.Fprintf(e.stderr, "beat next: --count %d: use a number from 1 to 1000\n", *count)
+		return ExitUsage
+	}
+	cfg, ok := e.load(*path)
+	if !ok {
+		return ExitFailure
+	}
+	now := time.Now()
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, t := range cfg.Tasks {
+		loc := zone(t)
+		fmt.Fprintf(w, "%s\t%s\t(%s)", t.Name, t.Spec, loc)
+		if t.Suspend {
+			fmt.Fprint(w, "\tsuspended")
+		}
+		fmt.Fprintln(w)
+		tick := now
+		for range *count {
+			tick = t.Schedule.Next(tick)
+			if tick.IsZero() {
+				fmt.Fprintln(w, "\t(no more ticks)")
+				break
+			}
+			fmt.Fprintf(w, "\t%s\t%s\n", tick.In(loc).Format("2006-01-02 15:04:05 MST"), tick.UTC().Format(time.RFC3339))
+		}
+	}
+	w.Flush()
+	return ExitOK
+}
+
+// zone is the zone a task's ticks are shown in: the one its spec names with
+// CRON_TZ= or TZ=, which overrides the task's timezone, else the task's.
+func zone(t config.Task) *time.Location {
+	if f := strings.Fields(t.Spec); len(f) > 0 {
+		for _, p := range []string{"CRON_TZ=", "TZ="} {
+			if name, ok := strings.CutPrefix(f[0], p); ok {
+				if loc, err := schedule.LoadLocation(name); err == nil {
+					return loc
+				}
+			}
+		}
+	}
+	return t.Location
+}

@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/beatlock/beat/clock"
+	"github.com/beatlock/beat/config"
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/memlock"
+	"github.com/beatlock/beat/lock/redislock"
+	"github.com/beatlock/beat/scheduler"
+)
+
+func (e *env) run(ctx context.Context, args []string) int {
+	fs, path := e.flags("run")
+	format := fs.String("log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if ok, code := e.parse(fs, args); !ok {
+		return code
+	}
+	log, err := newLogger(e, *format, *level)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "beat run: %v\n", err)
+		return ExitUsage
+	}
+	cfg, ok := e.load(*path)
+	if !ok {
+		return ExitFailure
+	}
+	id := cfg.InstanceID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	base := log
+	log = log.With("instance", id)
+
+	store, closeStore, err := openStore(cfg)
+	if err != nil {
+		log.Error("cannot use the lock store", "err", err)
+		return ExitFailure
+	}
+	defer closeStore()
+
+	ts := make([]scheduler.Task, len(cfg.Tasks))
+	for i, t := range cfg.Tasks {
+		fn, _ := e.registry.Lookup(t.Type) // the config checked it exists
+		ts[i] = scheduler.Task{
+			Name: t.Name, Schedule: t.Schedule, Func: fn, Type: t.Type, Args: t.Args,
+			Timeout: t.Timeout, Policy: t.ConcurrencyPolicy, StartingDeadline: t.StartingDeadline,
+			Suspend: t.Suspend, Jitter: t.Jitter,
+		}
+	}
+	s, err := scheduler.New(store, ts,
+		scheduler.WithInstanceID(id),
+		scheduler.WithLogger(base), // the scheduler adds the instance
+		scheduler.WithLease(cfg.Lock.TTL, cfg.Lock.RenewInterval),
+		scheduler.WithClock(clock.Offset{Base: clock.Real{}, By: testClockOffset()}),
+	)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return ExitFailure
+	}
+
+	signals := e.signals
+	if signals == nil {
+		c := make(chan os.Signal, 2)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(c)
+		signals = c
+	}
+	log.Info("beat starting", "version", version(), "config", cfg.File, "lock_backend", cfg.Lock.Backend, "tasks", len(ts))
+	pctx, pcancel := context.WithTimeout(ctx, pingTimeout)
+	if _, err := store.IsLocked(pctx, "beat:startup-check"); err != nil {
+		log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim in time are skipped", "err", err)
+	}
+	pcancel()
+	if err := s.Start(ctx); err != nil {
+		log.Error("cannot start", "err", err)
+		return ExitFailure
+	}
+
+	var sig os.Signal
+	select {
+	case sig = <-signals:
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new ticks; waiting for running tasks", "signal", fmt.Sprint(sig), "shutdown_timeout", cfg.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(stopCtx) }()
+	select {
+	case err = <-stopped:
+	case sig = <-signals:
+		log.Warn("second signal: cancelling running tasks and exiting now", "signal", sig.String())
+		err = s.StopAndCancel(stopCtx)
+	}
+	if err != nil {
+		// Shut down anyway: the locks expire within their ttl.
+		log.Error("shutdown incomplete", "err", err)
+	}
+	return ExitOK
+}
+
+// openStore connects the configured lock store. A Redis server that does
+// not answer yet is not an error: the scheduler retries each claim.
+func openStore(cfg *config.Config) (lock.Store, func(), error) {
+	switch cfg.Lock.Backend {
+	case "memory":
+		return memlock.New(), func() {}, nil
+	case "redis":
+		opts, err := redis.ParseURL(cfg.Lock.Redis.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lock.redis.url: %w", err)
+		}
+		client := redis.NewClient(opts)
+		b := redislock.New(client, redislock.WithKeyPrefix(cfg.Lock.Redis.KeyPrefix))
+		if err := b.Err(); err != nil {
+			client.Close()
+			return nil, nil, err
+		}
+		return b, func() { client.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("unknown lock backend %q", cfg.Lock.Backend)
+}
+
+func newLogger(e *env, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+// pingTimeout bounds the start-up check of the store.
+const pingTimeout = 2 * time.Second
