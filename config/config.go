@@ -53,7 +53,8 @@ type Task struct {
 	Timeout           time.Duration // 0: none
 	ConcurrencyPolicy lock.Policy
 	// StartingDeadline is how late a missed tick may still be claimed; 0
-	// means until the next tick is due.
+	// means until the next tick is due, but at most a minute
+	// (scheduler.DefaultStartingDeadline).
 	StartingDeadline time.Duration
 	Suspend          bool
 	Jitter           time.Duration

@@ -5,6 +5,9 @@ package main
 import (
 	"context"
 	"os"
+	// Zone names in schedules must resolve the same on every replica, also
+	// in images that ship no zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/beatlock/beat/cli"
 )
