@@ -165,10 +165,13 @@ func TestReplaceCancelsPreviousRun(t *testing.T) {
 			continue
 		}
 		if ev.Kind == scheduler.Lost {
-			if !ev.Tick.Equal(t0) || !errors.Is(ev.Err, lock.ErrLost) {
-				t.Errorf("lost event = %+v; want tick %v with ErrLost", ev, t0)
+			if !errors.Is(ev.Err, lock.ErrLost) {
+				t.Errorf("lost event = %+v; want ErrLost", ev)
 			}
-			break
+			// Later ticks replace each other too while the clock steps on.
+			if ev.Tick.Equal(t0) {
+				break
+			}
 		}
 	}
 	if cause := <-causes; !errors.Is(cause, lock.ErrLost) {
