@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,20 +19,7 @@ import (
 
 func execRun(t *testing.T, args map[string]any) (tasks.Func, tasks.Run, *logCapture) {
 	t.Helper()
-	fn, ok := tasks.Default().Lookup("exec")
-	if !ok {
-		t.Fatal("exec task not registered")
-	}
-	out := &logCapture{}
-	return fn, tasks.Run{
-		Task:         "backup",
-		Type:         "exec",
-		Args:         args,
-		ScheduledAt:  time.Date(2026, 11, 27, 13, 0, 5, 0, time.UTC),
-		InstanceID:   "pod-a",
-		FencingToken: 42,
-		Logger:       slog.New(slog.NewJSONHandler(out, nil)),
-	}, out
+	return builtinRun(t, "exec", args)
 }
 
 func TestExecEnvironment(t *testing.T) {

@@ -3,11 +3,15 @@ package tasks_test
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/beatlock/beat/tasks"
 )
 
 func derefAny(v any) any {
@@ -46,4 +50,24 @@ func (c *logCapture) records(t *testing.T) []map[string]any {
 func (c *logCapture) find(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	return slices.DeleteFunc(c.records(t), func(m map[string]any) bool { return m["msg"] != msg })
+}
+
+// builtinRun returns the built-in task type typ from the default registry
+// and a run of it whose log lines go to the returned capture.
+func builtinRun(t *testing.T, typ string, args map[string]any) (tasks.Func, tasks.Run, *logCapture) {
+	t.Helper()
+	fn, ok := tasks.Default().Lookup(typ)
+	if !ok {
+		t.Fatalf("%s task not registered", typ)
+	}
+	out := &logCapture{}
+	return fn, tasks.Run{
+		Task:         "backup",
+		Type:         typ,
+		Args:         args,
+		ScheduledAt:  time.Date(2026, 11, 27, 13, 0, 5, 0, time.UTC),
+		InstanceID:   "pod-a",
+		FencingToken: 42,
+		Logger:       slog.New(slog.NewJSONHandler(out, nil)),
+	}, out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,20 +37,7 @@ func recordingServer(t *testing.T, status int, body string) (*httptest.Server, <
 
 func httpRun(t *testing.T, args map[string]any) (tasks.Func, tasks.Run, *logCapture) {
 	t.Helper()
-	fn, ok := tasks.Default().Lookup("http")
-	if !ok {
-		t.Fatal("http task not registered")
-	}
-	out := &logCapture{}
-	return fn, tasks.Run{
-		Task:         "backup",
-		Type:         "http",
-		Args:         args,
-		ScheduledAt:  time.Date(2026, 11, 27, 13, 0, 5, 0, time.UTC),
-		InstanceID:   "pod-a",
-		FencingToken: 42,
-		Logger:       slog.New(slog.NewJSONHandler(out, nil)),
-	}, out
+	return builtinRun(t, "http", args)
 }
 
 func TestHTTPRequest(t *testing.T) {
