@@ -55,12 +55,12 @@ func TestLogTask(t *testing.T) {
 				t.Fatalf("got %d records, want 1: %v", len(recs), recs)
 			}
 			want := map[string]any{
-				"level":        tt.wantLevel,
-				"msg":          "still here",
-				"task":         "heartbeat",
-				"tick":         "2026-11-27T13:00:05Z",
-				"instance":     "pod-a",
-				"token":        float64(7),
+				"level":    tt.wantLevel,
+				"msg":      "still here",
+				"task":     "heartbeat",
+				"tick":     "2026-11-27T13:00:05Z",
+				"instance": "pod-a",
+				"token":    float64(7),
 			}
 			for k, v := range want {
 				if recs[0][k] != v {
