@@ -34,6 +34,7 @@ func Client(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Fatalf("BEAT_TEST_REDIS_URL=%q: %v", URL(), err)
 	}
+	opts.ContextTimeoutEnabled = true // as beat's own clients are made
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

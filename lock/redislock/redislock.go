@@ -51,6 +51,9 @@ func WithKeyPrefix(prefix string) Option {
 }
 
 // New returns a Backend on client. The client stays the caller's to close.
+// Create it with ContextTimeoutEnabled set in its options: without it
+// go-redis ignores context deadlines, and a call into a network partition
+// waits for the client's own read timeout instead of the caller's deadline.
 func New(client redis.UniversalClient, opts ...Option) *Backend {
 	b := &Backend{client: client, prefix: DefaultKeyPrefix}
 	for _, o := range opts {
