@@ -44,6 +44,10 @@ func (e *env) run(ctx context.Context, args []string) int {
 	base := log
 	log = log.With("instance", id)
 
+	if cfg.Lock.Backend == "redis" {
+		// Process-wide, like the flag and signal handling of Main.
+		redis.SetLogger(redisLogger{log})
+	}
 	store, closeStore, err := openStore(cfg)
 	if err != nil {
 		log.Error("cannot use the lock store", "err", err)
@@ -104,6 +108,14 @@ func (e *env) run(ctx context.Context, args []string) int {
 	case sig = <-signals:
 		log.Warn("second signal: cancelling running tasks and exiting now", "signal", sig.String())
 		err = s.StopAndCancel(stopCtx)
+		// With a Stop under way, StopAndCancel cancels the runs but does not
+		// wait for them. Let Stop see them end, a moment at most, so that
+		// none outlives the process: an exec task's process group is killed
+		// only once its run notices the cancellation.
+		select {
+		case <-stopped:
+		case <-time.After(runsGoneWait):
+		}
 	}
 	if err != nil {
 		// Shut down anyway: the locks expire within their ttl.
@@ -123,6 +135,10 @@ func openStore(cfg *config.Config) (lock.Store, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("lock.redis.url: %w", err)
 		}
+		// The scheduler bounds every call with a context (a renewal must
+		// give up before the lease's validity runs out); go-redis ignores
+		// context deadlines unless told otherwise.
+		opts.ContextTimeoutEnabled = true
 		client := redis.NewClient(opts)
 		b := redislock.New(client, redislock.WithKeyPrefix(cfg.Lock.Redis.KeyPrefix))
 		if err := b.Err(); err != nil {
@@ -132,6 +148,16 @@ func openStore(cfg *config.Config) (lock.Store, func(), error) {
 		return b, func() { client.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("unknown lock backend %q", cfg.Lock.Backend)
+}
+
+// redisLogger takes go-redis's own messages (its connection pool's dial
+// errors) into beat's log at debug level: go-redis would print them as plain
+// text on stderr, in the middle of JSON logs, and the scheduler already logs
+// what they mean for the ticks ("claim failed").
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Log(ctx, slog.LevelDebug, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 func newLogger(e *env, format, level string) (*slog.Logger, error) {
@@ -151,3 +177,7 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 
 // pingTimeout bounds the start-up check of the store.
 const pingTimeout = 2 * time.Second
+
+// runsGoneWait bounds how long a second signal waits for the cancelled runs
+// to return before beat exits.
+const runsGoneWait = time.Second

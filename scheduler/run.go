@@ -180,7 +180,7 @@ func (s *Scheduler) keepLease(lease lock.Lease, validFrom time.Time, stop <-chan
 			continue // expired while waiting: cancel above
 		}
 		ctx, c := context.WithTimeout(context.Background(), validUntil.Sub(sent))
-		ok, err := s.store.RenewLease(ctx, lease, s.ttl)
+		ok, err := s.renewLease(ctx, lease)
 		c()
 		switch {
 		case err != nil:
@@ -195,5 +195,29 @@ func (s *Scheduler) keepLease(lease lock.Lease, validFrom time.Time, stop <-chan
 			next = s.renew
 			s.emit(Event{Kind: Renewed, Task: lease.Task, Token: lease.Token})
 		}
+	}
+}
+
+// renewLease asks the store to renew the lease, but returns when ctx is done
+// even if the store has not answered: a client that ignores deadlines (as
+// go-redis does unless told otherwise) or a connection into a network
+// partition must not keep a run going past its lease's validity. The
+// abandoned call ends on its own; should it still reach the store, it can
+// only keep the lock, not the cancelled run, a while longer.
+func (s *Scheduler) renewLease(ctx context.Context, lease lock.Lease) (bool, error) {
+	type result struct {
+		ok  bool
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ok, err := s.store.RenewLease(ctx, lease, s.ttl)
+		done <- result{ok, err}
+	}()
+	select {
+	case r := <-done:
+		return r.ok, r.err
+	case <-ctx.Done():
+		return false, fmt.Errorf("lease renewal: no answer from the store in time: %w", context.Cause(ctx))
 	}
 }

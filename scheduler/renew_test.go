@@ -1,0 +1,69 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/memlock"
+	"github.com/beatlock/beat/scheduler"
+	"github.com/beatlock/beat/tasks"
+)
+
+// deaf is a lock store whose RenewLease, once deaf is set, blocks until the
+// test ends whatever its context says: a Redis client that ignores context
+// deadlines, on a connection into a network partition, does that.
+type deaf struct {
+	lock.Store
+	deaf atomic.Bool
+	gone chan struct{}
+}
+
+func (d *deaf) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
+	if d.deaf.Load() {
+		<-d.gone
+		return false, errDown
+	}
+	return d.Store.RenewLease(ctx, l, ttl)
+}
+
+// TestLeaseLostWhenRenewalHangs: a renewal that never returns does not keep
+// the run going; the run is cancelled with lock.ErrLost when the lease's
+// validity runs out. Real clock: the renewal's deadline is a context's.
+func TestLeaseLostWhenRenewalHangs(t *testing.T) {
+	d := &deaf{Store: memlock.New(), gone: make(chan struct{})}
+	t.Cleanup(func() { close(d.gone) })
+	causes := make(chan error, 1)
+	s, err := scheduler.New(d, []scheduler.Task{{Name: "p", Schedule: every(t, "@every 1s"), Func: func(ctx context.Context, run tasks.Run) error {
+		d.deaf.Store(true)
+		<-ctx.Done()
+		select {
+		case causes <- context.Cause(ctx):
+		default:
+		}
+		return nil
+	}}}, scheduler.WithLease(time.Second, 200*time.Millisecond), scheduler.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.StopAndCancel(ctx)
+	})
+	select {
+	case cause := <-causes:
+		if !errors.Is(cause, lock.ErrLost) {
+			t.Errorf("cause = %v; want lock.ErrLost", cause)
+		}
+	case <-time.After(hang):
+		t.Fatal("run never cancelled: a renewal that does not return kept it going past its lease")
+	}
+}
