@@ -74,19 +74,19 @@ func (r result) String() string {
 // golden file and the golden line (path stripped), the value is the real line.
 var realRegistryLines = map[string]map[string]string{
 	"exec_no_command": {
-		`5: task "no-command": args: command is required: a list like [echo, hello]`:     `5: task "no-command": args: args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]`,
-		`7: task "no-args": args: command is required: a list like [echo, hello]`:        `7: task "no-args": args: args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]`,
-		`13: task "empty-command": args: command is required: a list like [echo, hello]`: `13: task "empty-command": args: args.command: empty list; write the program and its arguments, e.g. command: [sh, -c, "echo hi"]`,
+		`5: task "no-command": args: command is required: a list like [echo, hello]`:     `5: task "no-command": args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]`,
+		`7: task "no-args": args: command is required: a list like [echo, hello]`:        `7: task "no-args": args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]`,
+		`13: task "empty-command": args: command is required: a list like [echo, hello]`: `13: task "empty-command": args.command: empty list; write the program and its arguments, e.g. command: [sh, -c, "echo hi"]`,
 	},
 	"many_errors": {
-		`26: task "tab\there": args: url is required`: `26: task "tab\there": args: args.url: required; write the URL to call, e.g. url: "https://example.com/hook"`,
+		`26: task "tab\there": args: url is required`: `26: task "tab\there": args.url: required; write the URL to call, e.g. url: "https://example.com/hook"`,
 	},
 }
 
 // logWithoutMessage is the one problem the real registry adds to config's
 // broken files: their log tasks have no args.message, which the fake
 // registry did not require.
-var logWithoutMessage = regexp.MustCompile(`^\d+: task "[^"]*": args: args\.message: required; write the text to log, e\.g\. message: "still here"$`)
+var logWithoutMessage = regexp.MustCompile(`^\d+: task "[^"]*": args\.message: required; write the text to log, e\.g\. message: "still here"$`)
 
 // TestValidateBrokenConfigs runs `beat validate` over every broken file in
 // config/testdata: exit code 1, nothing on stdout, and every problem of the
@@ -168,9 +168,9 @@ func TestValidateBrokenConfigs(t *testing.T) {
 func TestValidateExecRealMessages(t *testing.T) {
 	const file = "../config/testdata/exec_no_command.yaml"
 	r := runMain(t, []string{"validate", "--config", file}, nil)
-	want := file + `:5: task "no-command": args: args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]
-` + file + `:7: task "no-args": args: args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]
-` + file + `:13: task "empty-command": args: args.command: empty list; write the program and its arguments, e.g. command: [sh, -c, "echo hi"]
+	want := file + `:5: task "no-command": args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]
+` + file + `:7: task "no-args": args.command: required; write a list, e.g. command: [sh, -c, "echo hi"]
+` + file + `:13: task "empty-command": args.command: empty list; write the program and its arguments, e.g. command: [sh, -c, "echo hi"]
 `
 	if r.code != cli.ExitFailure || r.stderr != want {
 		t.Errorf("got %s\nwant exit 1 and stderr:\n%s", r, want)

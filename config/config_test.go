@@ -395,3 +395,20 @@ func TestAliasBomb(t *testing.T) {
 func itoa(i int) string {
 	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
 }
+
+// TestJoinedArgProblemsEachGetALine: a validator that reports several
+// problems at once (errors.Join) gets one FILE:LINE line per problem.
+func TestJoinedArgProblemsEachGetALine(t *testing.T) {
+	types := fakeTypes{"multi": func(map[string]any) error {
+		return errors.Join(errors.New("args.a: required"), errors.New("b is not a number"))
+	}}
+	_, err := Parse("s.yaml", []byte("tasks:\n  - name: x\n    schedule: \"@hourly\"\n    task: multi\n    args: {b: x}\n"), WithTaskTypes(types))
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("err = %v; want a ValidationError", err)
+	}
+	want := "s.yaml:5: task \"x\": args.a: required\ns.yaml:5: task \"x\": args: b is not a number"
+	if got := strings.TrimSpace(verr.Error()); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

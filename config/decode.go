@@ -262,7 +262,17 @@ func (d *decoder) task(n *yaml.Node, zone *time.Location, seen map[string]int) (
 	t.Args = args
 	if typeOK && argsOK && d.types != nil {
 		if err := d.types.ValidateArgs(t.Type, args); err != nil {
-			d.problem(f["args"].lineOr(n.Line), "args: %v", err)
+			// A validator may report several problems at once (errors.Join);
+			// each gets its own FILE:LINE line, like every other problem.
+			for _, line := range strings.Split(err.Error(), "\n") {
+				line = strings.TrimSpace(line)
+				if line != "" && !strings.HasPrefix(line, "args") {
+					line = "args: " + line
+				}
+				if line != "" {
+					d.problem(f["args"].lineOr(n.Line), "%s", line)
+				}
+			}
 		}
 	}
 	if s, ok := d.str(f["concurrency_policy"], "concurrency_policy"); ok {

@@ -132,7 +132,7 @@ func (s *Scheduler) release(lease lock.Lease, tick time.Time) {
 	defer cancel()
 	if ok, err := s.store.ReleaseLease(ctx, lease); err != nil {
 		s.log.Warn("release failed; the lock expires on its own", "task", lease.Task, "tick", tick.UTC(), "ttl", s.ttl, "err", err)
-	} else if !ok {
+	} else if !ok && !s.stopping.Load() { // at shutdown, ReleaseAll may have come first
 		s.log.Warn("lock was no longer ours at release", "task", lease.Task, "tick", tick.UTC())
 	}
 }

@@ -244,7 +244,9 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		}
 	}
 	s.cancelRun(ErrShutdown)
-	return s.releaseAll()
+	err := s.releaseAll()
+	s.log.Info("scheduler stopped", "stats", s.Stats())
+	return err
 }
 
 // StopAndCancel stops claiming, cancels the runs in flight with cause
@@ -270,7 +272,7 @@ func (s *Scheduler) releaseAll() error {
 		s.log.Error("releasing this instance's locks failed; they expire on their own within the lock ttl", "err", err, "ttl", s.ttl)
 		return fmt.Errorf("scheduler: release-all: %w", err)
 	}
-	s.log.Info("scheduler stopped", "locks_released", n)
+	s.log.Info("released this instance's locks", "count", n)
 	return nil
 }
 
