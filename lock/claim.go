@@ -52,6 +52,13 @@ type ClaimRequest struct {
 	Owner  string    // the claiming instance
 	TTL    time.Duration
 	Policy Policy
+	// Session identifies the claiming process, so that it can ask again when
+	// an answer is lost (a timeout, a dropped connection): a claim of the
+	// same tick by the same owner and session, while the lock it took is
+	// still live, returns that claim's lease again instead of AlreadyClaimed.
+	// A restarted process has a new session, so it never inherits a tick its
+	// predecessor claimed. Empty means no such retry.
+	Session string
 }
 
 // Outcome is what became of a claim.
@@ -106,12 +113,16 @@ type ClaimResult struct {
 // the lock is taken from whoever holds it, under Allow every tick locks a key
 // of its own. On success it records the tick, sets the lock to req.Owner for
 // req.TTL and issues a fencing token. AlreadyClaimed and Busy change nothing.
+// The one exception to "a tick is claimed once" is a retry by the same owner
+// and session (see ClaimRequest.Session): it gets the same lease back, with
+// its expiry reset to req.TTL from now.
 //
 // RenewLease resets the expiry of the lease's lock to ttl from now and
 // returns true only while that lock is live and still the one this lease's
 // claim set (same owner and token): a lock replaced, released or expired is
-// never revived. ReleaseLease frees the lock under the same condition and
-// reports whether it did; the record of the claimed tick stays.
+// never revived, not even when its owner locks the key again by other
+// means. ReleaseLease frees the lock under the same condition and reports
+// whether it did; the record of the claimed tick stays.
 //
 // Errors are as for Backend: invalid arguments wrap ErrInvalidKey (empty
 // task), ErrInvalidOwner or ErrInvalidTTL; a store failure is an error and
@@ -142,6 +153,40 @@ func LeaseKey(task string, tick time.Time, p Policy) string {
 func CheckClaim(req ClaimRequest) error {
 	return errors.Join(CheckKey(req.Task), CheckOwner(req.Owner), CheckTTL(req.TTL), checkPolicy(req.Policy))
 }
+
+// CheckLease checks a lease's arguments; ttl < 0 skips the ttl check, for
+// calls that take none.
+func CheckLease(l Lease, ttl time.Duration) error {
+	errs := []error{CheckKey(l.Key), CheckOwner(l.Owner)}
+	if ttl >= 0 {
+		errs = append(errs, CheckTTL(ttl))
+	}
+	if l.Token == 0 {
+		errs = append(errs, errors.New("lock: lease has no token"))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckRenewal checks that a lease renewed every renewInterval stays
+// trusted: a run stops trusting its lease at 9/10 of the ttl (local clocks
+// and the store's may drift, and the run needs time to stop), so the
+// renewal must come before that. Both the schedule's validation and the
+// scheduler apply it.
+func CheckRenewal(ttl, renewInterval time.Duration) error {
+	switch {
+	case ttl < 10*MinTTL:
+		return fmt.Errorf("lock ttl %v: use at least 10ms (seconds, in practice)", ttl)
+	case renewInterval <= 0:
+		return fmt.Errorf("renew interval %v: must be above 0 (default ttl/3)", renewInterval)
+	case renewInterval >= TrustedFor(ttl):
+		return fmt.Errorf("renew interval %v must be below 9/10 of the lock ttl %v (default ttl/3)", renewInterval, ttl)
+	}
+	return nil
+}
+
+// TrustedFor is how long after a claim or renewal was sent its holder may
+// trust it: 9/10 of the ttl.
+func TrustedFor(ttl time.Duration) time.Duration { return ttl - ttl/10 }
 
 func checkPolicy(p Policy) error {
 	if int(p) >= len(policyNames) {

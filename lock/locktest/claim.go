@@ -179,6 +179,51 @@ func (s *suite) claim(t *testing.T) {
 			c.releaseLease(other, false)
 			c.held("t", "a")
 		}},
+		{"a retry by the same session gets its lease back", func(c checker) {
+			c.claimOK(req("t", 1, "a", lock.Forbid))
+			r := req("t", 2, "a", lock.Allow)
+			r.Session = "process-1"
+			// A second claim (a retry, its first answer lost) while the first
+			// lock lives: the same lease, the same previous tick.
+			first := c.claimOK(r)
+			again := c.claimOK(r)
+			if again.Lease != first.Lease || !again.Previous.Equal(tick(1)) {
+				c.t.Errorf("retry = %+v; want lease %+v and previous %v", again, first.Lease, tick(1))
+			}
+			// Another session of the same owner (a restarted process) or
+			// another owner: the tick is taken.
+			other := r
+			other.Session = "process-2"
+			c.claimOutcome(other, lock.AlreadyClaimed)
+			other = r
+			other.Owner = "b"
+			c.claimOutcome(other, lock.AlreadyClaimed)
+			// Once released, the tick is not handed out again.
+			c.releaseLease(first.Lease, true)
+			c.claimOutcome(r, lock.AlreadyClaimed)
+		}},
+		{"a retry without a session is already claimed", func(c checker) {
+			c.claimOK(req("t", 1, "a", lock.Forbid))
+			c.claimOutcome(req("t", 1, "a", lock.Forbid), lock.AlreadyClaimed)
+		}},
+		{"a released lease is not revived by locking the key again", func(c checker) {
+			for _, p := range []lock.Policy{lock.Forbid, lock.Allow} {
+				res := c.claimOK(req("t-"+p.String(), 1, "a", p))
+				c.releaseLease(res.Lease, true)
+				c.acquire(res.Lease.Key, "a", long, true) // same owner, by TryAcquire
+				c.renewLease(res.Lease, long, false)
+				c.releaseLease(res.Lease, false)
+				c.held(res.Lease.Key, "a")
+			}
+		}},
+		{"a stale token is refused under allow too", func(c checker) {
+			res := c.claimOK(req("t", 1, "a", lock.Allow))
+			stale := res.Lease
+			stale.Token--
+			c.renewLease(stale, long, false)
+			c.releaseLease(stale, false)
+			c.held(res.Lease.Key, "a")
+		}},
 		{"release-all frees claimed locks", func(c checker) {
 			c.claimOK(req("t1", 1, "a", lock.Forbid))
 			c.claimOK(req("t2", 1, "a", lock.Allow))
@@ -214,6 +259,13 @@ func (s *suite) claimExpiry(t *testing.T) {
 			c.releaseLease(old.Lease, false)
 			c.held("t", "b")
 		}},
+		{"a retry after the lease expired is already claimed", func(c checker) {
+			r := claim(1, "a", lock.Forbid)
+			r.Session = "process-1"
+			c.claimOK(r)
+			c.wait(ttl * 6 / 5)
+			c.claimOutcome(r, lock.AlreadyClaimed)
+		}},
 		{"renewed lease outlives its first ttl", func(c checker) {
 			res := c.claimOK(claim(1, "a", lock.Forbid))
 			c.wait(ttl * 3 / 5)
@@ -229,6 +281,10 @@ func (s *suite) claimExpiry(t *testing.T) {
 			c.wait(ttl * 6 / 5)
 			c.renewLease(res.Lease, long, false)
 			c.held("t", "")
+			// Nor when its owner locks the key again.
+			c.acquire("t", "a", ttl, true)
+			c.renewLease(res.Lease, long, false)
+			c.release("t", "a", true)
 			// Not even once the same owner claims again.
 			next := c.claimOK(claim(2, "a", lock.Forbid))
 			c.renewLease(res.Lease, long, false)

@@ -242,6 +242,9 @@ func (s *suite) invalidArguments(t *testing.T) {
 		{"ReleaseLease empty owner", lock.ErrInvalidOwner, func() (bool, error) {
 			return st.ReleaseLease(ctx, lock.Lease{Task: "t", Key: "t", Token: 1})
 		}},
+		{"RenewLease empty key", lock.ErrInvalidKey, func() (bool, error) {
+			return st.RenewLease(ctx, lock.Lease{Task: "t", Owner: "o", Token: 1}, time.Second)
+		}},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,9 +36,12 @@ type entry struct {
 }
 
 type taskState struct {
-	lastTick int64 // Unix milliseconds of the last claimed tick
 	claimed  bool
+	lastTick int64 // Unix milliseconds of the last claimed tick
 	fence    uint64
+	// Of the last claim, for a retry by the same process (ClaimRequest.Session).
+	prev           time.Time
+	owner, session string
 }
 
 // Option configures a Backend.
@@ -67,7 +71,7 @@ func New(opts ...Option) *Backend {
 // must call b.mu.Unlock.
 func (b *Backend) begin(ctx context.Context) (time.Time, error) {
 	if err := ctx.Err(); err != nil {
-		return time.Time{}, err
+		return time.Time{}, fmt.Errorf("memlock: %w", err)
 	}
 	b.mu.Lock()
 	now := b.now()
@@ -184,11 +188,18 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 		res.Previous = time.UnixMilli(st.lastTick).UTC()
 	}
 	tick := req.Tick.UnixMilli()
+	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	if st.claimed && tick <= st.lastTick {
+		if e := b.locks[key]; tick == st.lastTick && req.Session != "" && req.Session == st.session &&
+			req.Owner == st.owner && e != nil && e.owner == req.Owner && e.token == st.fence {
+			// The same process asks again: its first answer was lost.
+			b.set(key, req.Owner, st.fence, now.Add(req.TTL))
+			return lock.ClaimResult{Outcome: lock.Claimed, Previous: st.prev,
+				Lease: lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}}, nil
+		}
 		res.Outcome = lock.AlreadyClaimed
 		return res, nil
 	}
-	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	if req.Policy == lock.Forbid && b.locks[key] != nil {
 		res.Outcome = lock.Busy
 		return res, nil
@@ -199,7 +210,9 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	// The token also follows the clock, so that it keeps rising even if this
 	// record is lost and rebuilt from nothing.
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
+	st.prev = res.Previous
 	st.lastTick, st.claimed = tick, true
+	st.owner, st.session = req.Owner, req.Session
 	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 	res.Outcome = lock.Claimed
 	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
@@ -207,7 +220,7 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 }
 
 func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckLease(l, ttl); err != nil {
 		return false, err
 	}
 	now, err := b.begin(ctx)
@@ -224,7 +237,7 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 }
 
 func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
-	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner)); err != nil {
+	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}
 	if _, err := b.begin(ctx); err != nil {

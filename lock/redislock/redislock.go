@@ -9,8 +9,10 @@
 // On Redis Cluster a script may only touch keys of one hash slot. All keys of
 // a Backend share the prefix, so a prefix with a hash tag (the default
 // "{beat}:") keeps them in one slot whatever the lock keys and owners
-// contain: Redis hashes only the first {...} of a key. On a Cluster client a
-// prefix without a hash tag is a configuration error, returned by every call.
+// contain: Redis hashes only the first {...} of a key. On any client but a
+// single node's *redis.Client (Cluster, Ring) a prefix without a hash tag is
+// a configuration error, returned by every call. Scripts use TIME before
+// writing, which needs Redis 5 or later.
 package redislock
 
 import (
@@ -59,9 +61,11 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	for _, o := range opts {
 		o(b)
 	}
-	if _, cluster := client.(*redis.ClusterClient); cluster && !HasHashTag(b.prefix) {
-		b.err = fmt.Errorf("%w: key prefix %q has no hash tag, so on Redis Cluster the keys of one lock operation "+
-			"would fall in different slots; use a prefix like \"{beat}:\"", ErrConfig, b.prefix)
+	// Any client but a single node's (Cluster, Ring, ...) may spread keys
+	// over shards by hash slot; only a hash tag keeps a script's keys together.
+	if _, single := client.(*redis.Client); !single && !HasHashTag(b.prefix) {
+		b.err = fmt.Errorf("%w: key prefix %q has no hash tag, so on a sharded client (%T) the keys of one lock "+
+			"operation could fall in different slots; use a prefix like \"{beat}:\"", ErrConfig, b.prefix, client)
 	}
 	return b
 }
@@ -83,12 +87,18 @@ func HasHashTag(prefix string) bool {
 func (b *Backend) Err() error { return b.err }
 
 func (b *Backend) lockKey(key string) string    { return b.prefix + "lock:" + key }
+func (b *Backend) fenceKey(key string) string   { return b.prefix + "fence:" + key }
 func (b *Backend) ownerKey(owner string) string { return b.prefix + "owner:" + owner }
 func (b *Backend) stateKey(task string) string  { return b.prefix + "state:" + task }
 
+// keys are the keys of the scripts that touch one lock.
+func (b *Backend) keys(key, owner string) []string {
+	return []string{b.lockKey(key), b.ownerKey(owner), b.fenceKey(key)}
+}
+
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// run runs script and reads an integer reply.
+// runInt runs script and reads an integer reply.
 func (b *Backend) runInt(ctx context.Context, op, key string, s *redis.Script, keys []string, args ...any) (int64, error) {
 	if b.err != nil {
 		return 0, b.err
@@ -116,24 +126,21 @@ func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Du
 	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
 		return false, err
 	}
-	return b.runBool(ctx, "try-acquire", key, acquireScript,
-		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, ms(ttl), key)
+	return b.runBool(ctx, "try-acquire", key, acquireScript, b.keys(key, owner), owner, ms(ttl), key)
 }
 
 func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
 	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
 		return false, err
 	}
-	return b.runBool(ctx, "release", key, releaseScript,
-		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, key)
+	return b.runBool(ctx, "release", key, releaseScript, b.keys(key, owner), owner, key)
 }
 
 func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
 	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
 		return false, err
 	}
-	return b.runBool(ctx, "renew", key, renewScript,
-		[]string{b.lockKey(key), b.ownerKey(owner)}, owner, ms(ttl), key)
+	return b.runBool(ctx, "renew", key, renewScript, b.keys(key, owner), owner, ms(ttl), key)
 }
 
 func (b *Backend) IsLocked(ctx context.Context, key string) (bool, error) {
@@ -165,7 +172,7 @@ func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) 
 		return 0, err
 	}
 	n, err := b.runInt(ctx, "release-all", owner, releaseAllScript,
-		[]string{b.ownerKey(owner)}, owner, b.lockKey(""))
+		[]string{b.ownerKey(owner)}, owner, b.lockKey(""), b.fenceKey(""))
 	if err == nil && n < 0 {
 		err = fmt.Errorf("redislock: release-all %q: unexpected reply %d from the store", owner, n)
 	}
@@ -184,8 +191,8 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	}
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	reply, err := claimScript.Run(ctx, b.client,
-		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner)},
-		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, b.ownerKey(""), taskWide(key, req.Task),
+		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key)},
+		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session,
 	).Slice()
 	if err != nil {
 		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: %w", req.Task, req.Tick.UTC(), err)
@@ -233,31 +240,22 @@ func parseClaim(reply []any) (lock.ClaimResult, error) {
 	return res, nil
 }
 
-// taskWide tells the scripts whether key is the task's own lock, shared by
-// successive claims and so identified by the token in the task's state.
-func taskWide(key, task string) string {
-	if key == task {
-		return "1"
-	}
-	return "0"
-}
-
 func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckLease(l, ttl); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "renew-lease", l.Key, renewLeaseScript, b.leaseKeys(l),
-		l.Owner, ms(ttl), l.Key, strconv.FormatUint(l.Token, 10), taskWide(l.Key, l.Task))
+		l.Owner, l.Key, strconv.FormatUint(l.Token, 10), ms(ttl))
 }
 
 func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
-	if err := errors.Join(lock.CheckKey(l.Key), lock.CheckOwner(l.Owner)); err != nil {
+	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "release-lease", l.Key, releaseLeaseScript, b.leaseKeys(l),
-		l.Owner, 0, l.Key, strconv.FormatUint(l.Token, 10), taskWide(l.Key, l.Task))
+		l.Owner, l.Key, strconv.FormatUint(l.Token, 10))
 }
 
 func (b *Backend) leaseKeys(l lock.Lease) []string {
-	return []string{b.lockKey(l.Key), b.stateKey(l.Task), b.ownerKey(l.Owner)}
+	return []string{b.lockKey(l.Key), b.fenceKey(l.Key), b.ownerKey(l.Owner)}
 }
