@@ -107,15 +107,10 @@ func (e *env) run(ctx context.Context, args []string) int {
 	case err = <-stopped:
 	case sig = <-signals:
 		log.Warn("second signal: cancelling running tasks and exiting now", "signal", sig.String())
+		// StopAndCancel gives the cancelled runs a moment to return (an
+		// exec task's process group is killed once its run notices), then
+		// releases the locks.
 		err = s.StopAndCancel(stopCtx)
-		// With a Stop under way, StopAndCancel cancels the runs but does not
-		// wait for them. Let Stop see them end, a moment at most, so that
-		// none outlives the process: an exec task's process group is killed
-		// only once its run notices the cancellation.
-		select {
-		case <-stopped:
-		case <-time.After(runsGoneWait):
-		}
 	}
 	if err != nil {
 		// Shut down anyway: the locks expire within their ttl.
@@ -177,7 +172,3 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 
 // pingTimeout bounds the start-up check of the store.
 const pingTimeout = 2 * time.Second
-
-// runsGoneWait bounds how long a second signal waits for the cancelled runs
-// to return before beat exits.
-const runsGoneWait = time.Second

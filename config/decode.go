@@ -174,8 +174,8 @@ func (d *decoder) lock(e entry) Lock {
 	ttlOK := true
 	if v, ok := d.duration(f["ttl"], "lock.ttl"); ok {
 		l.TTL = v
-		if v < lock.MinTTL {
-			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v", lock.MinTTL, v)
+		if err := lock.CheckRenewal(v, v/3); err != nil {
+			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v", 10*lock.MinTTL, v)
 			ttlOK = false
 		}
 	}
@@ -185,8 +185,8 @@ func (d *decoder) lock(e entry) Lock {
 		switch {
 		case v <= 0:
 			d.problem(f["renew_interval"].line(), "lock.renew_interval must be positive, got %v", v)
-		case ttlOK && v >= l.TTL:
-			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be shorter than lock.ttl (%v), so that the lock is renewed before it expires; the default is ttl/3", v, l.TTL)
+		case ttlOK && lock.CheckRenewal(l.TTL, v) != nil:
+			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be below 9/10 of lock.ttl (%v), so below %v: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3", v, l.TTL, lock.TrustedFor(l.TTL))
 		}
 	}
 	return l

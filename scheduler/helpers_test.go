@@ -181,3 +181,10 @@ func (f *flaky) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration)
 	}
 	return f.Store.RenewLease(ctx, l, ttl)
 }
+
+func (f *flaky) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+	if f.down.Load() {
+		return false, errDown
+	}
+	return f.Store.ReleaseLease(ctx, l)
+}

@@ -45,9 +45,9 @@ func (s *Scheduler) handle(t *Task, tick time.Time) {
 func (s *Scheduler) claim(t *Task, tick time.Time) (lock.ClaimResult, time.Time, bool) {
 	deadline := t.deadline(tick)
 	wait := s.backoff[0]
-	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.id, TTL: s.ttl, Policy: t.Policy}
+	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.id, TTL: s.ttl, Policy: t.Policy, Session: s.session}
 	for attempt := 1; ; attempt++ {
-		if s.stopping.Load() {
+		if s.stopping() {
 			return lock.ClaimResult{}, time.Time{}, false
 		}
 		sent := s.clock.Now()
@@ -69,6 +69,7 @@ func (s *Scheduler) claim(t *Task, tick time.Time) (lock.ClaimResult, time.Time,
 		case <-timer.C():
 		case <-s.stopped:
 			timer.Stop()
+			return lock.ClaimResult{}, time.Time{}, false
 		}
 		wait = min(2*wait, s.backoff[1])
 	}
@@ -105,11 +106,15 @@ func (s *Scheduler) execute(t *Task, tick time.Time, lease lock.Lease, validFrom
 		Logger: s.log.With("task", t.Name, "tick", tick.UTC(), "token", lease.Token),
 	})
 	elapsed := s.clock.Now().Sub(start)
+	// Judge the run by its context as it returned, before the renewer
+	// stops: a renewal failing just after the task returned does not make a
+	// finished run a lost one.
+	cause := context.Cause(ctx)
 	close(stopRenew)
 	<-renewDone
 
 	ev := Event{Kind: Succeeded, Task: t.Name, Tick: tick, Token: lease.Token, Duration: elapsed}
-	switch cause := context.Cause(ctx); {
+	switch {
 	case errors.Is(cause, lock.ErrLost):
 		ev.Kind, ev.Err = Lost, errors.Join(cause, err)
 	case err != nil:
@@ -120,19 +125,27 @@ func (s *Scheduler) execute(t *Task, tick time.Time, lease lock.Lease, validFrom
 	}
 	// The lock is released before the run's end is reported, so that an
 	// observer who sees the end can count on the task being free again. A
-	// lost lease is not ours to release.
-	if ev.Kind != Lost {
-		s.release(lease, tick)
-	}
+	// lease judged lost locally may still be live in the store (renewals
+	// failed, not the lock); releasing it is safe, since the store checks
+	// the token, and frees the task for the other replicas at once.
+	s.release(lease, tick, ev.Kind == Lost)
 	s.emit(ev)
 }
 
-func (s *Scheduler) release(lease lock.Lease, tick time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (s *Scheduler) release(lease lock.Lease, tick time.Time, lost bool) {
+	wait := 5 * time.Second
+	if lost {
+		wait = time.Second // likely unreachable: don't hold up the run's end
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if ok, err := s.store.ReleaseLease(ctx, lease); err != nil {
+	ok, err := s.store.ReleaseLease(ctx, lease)
+	switch {
+	case lost:
+		// Expected to fail: the store may be unreachable, or the lock gone.
+	case err != nil:
 		s.log.Warn("release failed; the lock expires on its own", "task", lease.Task, "tick", tick.UTC(), "ttl", s.ttl, "err", err)
-	} else if !ok && !s.stopping.Load() { // at shutdown, ReleaseAll may have come first
+	case !ok && !s.stopping(): // at shutdown, ReleaseAll may have come first
 		s.log.Warn("lock was no longer ours at release", "task", lease.Task, "tick", tick.UTC())
 	}
 }
@@ -158,7 +171,7 @@ func call(ctx context.Context, t *Task, run tasks.Run) (err error) {
 // the lock (clocks of different machines also tick at slightly different
 // rates).
 func (s *Scheduler) keepLease(lease lock.Lease, validFrom time.Time, stop <-chan struct{}, cancel context.CancelCauseFunc) {
-	trust := s.ttl - s.ttl/10
+	trust := lock.TrustedFor(s.ttl)
 	validUntil := validFrom.Add(trust)
 	next := s.renew
 	for {

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,14 +99,22 @@ type Scheduler struct {
 
 	stats counters
 
-	started   atomic.Bool
-	stopping  atomic.Bool
+	// session tells this process's claims from those of an earlier process
+	// with the same instance id (see lock.ClaimRequest.Session).
+	session string
+
+	// Set by Start, under mu; read-only afterwards.
+	mu        sync.Mutex
+	started   bool
 	stopLoop  context.CancelFunc
-	stopped   <-chan struct{} // closed when claiming stops
+	stopped   <-chan struct{} // closed when claiming stops: Stop, or Start's ctx done
 	loopDone  chan struct{}
-	runs      sync.WaitGroup // claims and runs in flight
 	runCtx    context.Context
 	cancelRun context.CancelCauseFunc
+
+	runs     sync.WaitGroup // claims and runs in flight
+	finished sync.Once      // the final ReleaseAll
+	finalErr error
 }
 
 // Option configures a Scheduler.
@@ -154,6 +161,7 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 		renew:   10 * time.Second,
 		backoff: [2]time.Duration{100 * time.Millisecond, 2 * time.Second},
 		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		session: uuid.NewString(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -165,10 +173,8 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 	if s.id == "" {
 		errs = append(errs, errors.New("empty instance id"))
 	}
-	// A run stops trusting its lease at 9/10 of the ttl (see keepLease), so
-	// a renewal must come before that.
-	if s.ttl < 10*lock.MinTTL || s.renew <= 0 || s.renew >= s.ttl-s.ttl/10 {
-		errs = append(errs, fmt.Errorf("lock ttl %v and renew interval %v: the renew interval must be above 0 and below 9/10 of the ttl (default ttl/3)", s.ttl, s.renew))
+	if err := lock.CheckRenewal(s.ttl, s.renew); err != nil {
+		errs = append(errs, err)
 	}
 	if s.backoff[0] <= 0 || s.backoff[1] < s.backoff[0] {
 		errs = append(errs, fmt.Errorf("claim backoff %v..%v: need 0 < first <= most", s.backoff[0], s.backoff[1]))
@@ -197,13 +203,24 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 // InstanceID returns the id that owns this replica's locks.
 func (s *Scheduler) InstanceID() string { return s.id }
 
-// Start begins firing ticks. Runs started from here use ctx for their
-// values only: they are cancelled by StopAndCancel or by Stop's deadline,
-// not by ctx.
+// ErrRunsStillRunning is returned by Stop and StopAndCancel when runs had
+// not returned a moment after they were cancelled: their locks were released
+// all the same, so another replica may start the task while they go on.
+var ErrRunsStillRunning = errors.New("scheduler: runs still running after cancellation")
+
+// cancelGrace is how long runs get to return once cancelled.
+const cancelGrace = time.Second
+
+// Start begins firing ticks. Cancelling ctx stops the claiming of new ticks;
+// runs started from here use ctx for its values only: they are cancelled by
+// StopAndCancel or by Stop's deadline, not by ctx.
 func (s *Scheduler) Start(ctx context.Context) error {
-	if !s.started.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
 		return errors.New("scheduler: already started")
 	}
+	s.started = true
 	s.runCtx, s.cancelRun = context.WithCancelCause(context.WithoutCancel(ctx))
 	loopCtx, stop := context.WithCancel(ctx)
 	s.stopLoop, s.stopped = stop, loopCtx.Done()
@@ -218,50 +235,90 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops claiming ticks and waits for the runs in flight to finish.
-// When ctx is done first it cancels them with cause ErrShutdown and waits a
-// moment more. Either way it then releases every lock this instance holds.
-func (s *Scheduler) Stop(ctx context.Context) error {
-	if !s.started.Load() {
+// halt stops claiming and waits for the loop to exit; after it no claim or
+// run begins. Safe to call more than once.
+func (s *Scheduler) halt() error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
 		return errors.New("scheduler: not started")
-	}
-	if !s.stopping.CompareAndSwap(false, true) {
-		return errors.New("scheduler: already stopping")
 	}
 	s.stopLoop()
 	<-s.loopDone
+	return nil
+}
+
+// stopping reports whether claiming has stopped.
+func (s *Scheduler) stopping() bool {
+	select {
+	case <-s.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitRuns waits for the runs in flight, or for ctx; it reports whether they
+// all returned.
+func (s *Scheduler) waitRuns(ctx context.Context) bool {
 	done := make(chan struct{})
 	go func() { s.runs.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-ctx.Done():
-		s.log.Warn("shutdown timeout: cancelling the runs still going")
-		s.cancelRun(ErrShutdown)
-		select {
-		case <-done:
-		case <-time.After(time.Second):
-			s.log.Error("runs did not return within 1s of being cancelled; releasing their locks anyway")
-		}
+		return false
 	}
-	s.cancelRun(ErrShutdown)
-	err := s.releaseAll()
-	s.log.Info("scheduler stopped", "stats", s.Stats())
-	return err
+}
+
+// Stop stops claiming ticks and waits for the runs in flight to finish.
+// When ctx is done first it cancels them with cause ErrShutdown and gives
+// them a moment more. Then it releases every lock this instance holds.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	if err := s.halt(); err != nil {
+		return err
+	}
+	if s.waitRuns(ctx) {
+		return s.finish(true)
+	}
+	s.log.Warn("shutdown timeout: cancelling the runs still going")
+	return s.cancelAndFinish()
 }
 
 // StopAndCancel stops claiming, cancels the runs in flight with cause
-// ErrShutdown, waits for them until ctx is done, and releases every lock
-// this instance holds. Called while a Stop is under way (a second signal),
-// it cancels the runs and releases the locks at once, without waiting.
+// ErrShutdown, gives them a moment to return, and releases every lock this
+// instance holds. It may be called while a Stop waits (a second signal).
 func (s *Scheduler) StopAndCancel(ctx context.Context) error {
-	if !s.started.Load() {
-		return errors.New("scheduler: not started")
+	if err := s.halt(); err != nil {
+		return err
 	}
+	return s.cancelAndFinish()
+}
+
+func (s *Scheduler) cancelAndFinish() error {
 	s.cancelRun(ErrShutdown)
-	if s.stopping.Load() {
-		return s.releaseAll()
+	ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancel()
+	returned := s.waitRuns(ctx)
+	if !returned {
+		s.log.Error("runs did not return within a moment of being cancelled; releasing their locks anyway", "waited", cancelGrace)
 	}
-	return s.Stop(ctx)
+	return s.finish(returned)
+}
+
+// finish releases every lock of this instance, once, however many stops
+// call it.
+func (s *Scheduler) finish(runsReturned bool) error {
+	s.finished.Do(func() {
+		s.cancelRun(ErrShutdown)
+		s.finalErr = s.releaseAll()
+		if !runsReturned {
+			s.finalErr = errors.Join(ErrRunsStillRunning, s.finalErr)
+		}
+		s.log.Info("scheduler stopped", "stats", s.Stats())
+	})
+	return s.finalErr
 }
 
 func (s *Scheduler) releaseAll() error {

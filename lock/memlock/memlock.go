@@ -40,8 +40,8 @@ type taskState struct {
 	lastTick int64 // Unix milliseconds of the last claimed tick
 	fence    uint64
 	// Of the last claim, for a retry by the same process (ClaimRequest.Session).
-	prev           time.Time
-	owner, session string
+	prev    time.Time
+	session string
 }
 
 // Option configures a Backend.
@@ -191,7 +191,7 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	if st.claimed && tick <= st.lastTick {
 		if e := b.locks[key]; tick == st.lastTick && req.Session != "" && req.Session == st.session &&
-			req.Owner == st.owner && e != nil && e.owner == req.Owner && e.token == st.fence {
+			e != nil && e.owner == req.Owner && e.token == st.fence {
 			// The same process asks again: its first answer was lost.
 			b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 			return lock.ClaimResult{Outcome: lock.Claimed, Previous: st.prev,
@@ -212,7 +212,7 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
 	st.prev = res.Previous
 	st.lastTick, st.claimed = tick, true
-	st.owner, st.session = req.Owner, req.Session
+	st.session = req.Session
 	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 	res.Outcome = lock.Claimed
 	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}

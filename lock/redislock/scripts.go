@@ -16,8 +16,10 @@ import "github.com/redis/go-redis/v9"
 //	                 so ReleaseAll visits only that owner's live locks; it
 //	                 expires with the last of them
 //	P state:<task>   hash of the task's last claim: tick (Unix ms), fence
-//	                 (its token), prev (the tick claimed before it), owner and
-//	                 session (who claimed it, for a retry of a lost answer)
+//	                 (its token), prev (the tick claimed before it) and
+//	                 session (the claiming process, for a retry of a lost
+//	                 answer; not the owner, so that no key names an instance
+//	                 once its locks are gone)
 
 // prelude is shared by the scripts that index locks.
 const prelude = `
@@ -91,11 +93,11 @@ return n
 // Returns {outcome, previous tick or "", token}; outcome 1 claimed, 2
 // already claimed, 3 busy.
 var claimScript = redis.NewScript(prelude + `
-local st = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'prev', 'owner', 'session')
+local st = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'prev', 'session')
 local last = tonumber(st[1])
 local tick = tonumber(ARGV[3])
 if last and tick <= last then
-  if tick == last and ARGV[6] ~= '' and st[5] == ARGV[6] and st[4] == ARGV[1]
+  if tick == last and ARGV[6] ~= '' and st[4] == ARGV[6]
       and redis.call('GET', KEYS[2]) == ARGV[1] and redis.call('GET', KEYS[4]) == st[2] then
     -- The same process asks again for the tick it holds: its answer was lost.
     redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -112,7 +114,7 @@ if redis.call('GET', KEYS[2]) and ARGV[4] == 'Forbid' then return {3, st[1] or '
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local fence = string.format('%.0f', math.max((tonumber(st[2]) or 0) + 1, now_us))
-redis.call('HSET', KEYS[1], 'tick', ARGV[3], 'fence', fence, 'prev', st[1] or '', 'owner', ARGV[1], 'session', ARGV[6])
+redis.call('HSET', KEYS[1], 'tick', ARGV[3], 'fence', fence, 'prev', st[1] or '', 'session', ARGV[6])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[4], fence, 'PX', ARGV[2])
 index(KEYS[3], ARGV[5], ARGV[2])
