@@ -2,12 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/beatlock/beat/config"
-	"github.com/beatlock/beat/schedule"
 )
 
 // next prints each task's next fire times in its own zone and in UTC.
@@ -28,7 +24,7 @@ func (e *env) next(args []string) int {
 	now := time.Now()
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, t := range cfg.Tasks {
-		loc := zone(t)
+		loc := t.Location
 		fmt.Fprintf(w, "%s\t%s\t(%s)", t.Name, t.Spec, loc)
 		if t.Suspend {
 			fmt.Fprint(w, "\tsuspended")
@@ -46,19 +42,4 @@ func (e *env) next(args []string) int {
 	}
 	w.Flush()
 	return ExitOK
-}
-
-// zone is the zone a task's ticks are shown in: the one its spec names with
-// CRON_TZ= or TZ=, which overrides the task's timezone, else the task's.
-func zone(t config.Task) *time.Location {
-	if f := strings.Fields(t.Spec); len(f) > 0 {
-		for _, p := range []string{"CRON_TZ=", "TZ="} {
-			if name, ok := strings.CutPrefix(f[0], p); ok {
-				if loc, err := schedule.LoadLocation(name); err == nil {
-					return loc
-				}
-			}
-		}
-	}
-	return t.Location
 }

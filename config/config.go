@@ -49,8 +49,8 @@ type Task struct {
 	Schedule          schedule.Schedule // parsed, in Location
 	Type              string            // the `task:` field
 	Args              map[string]any    // never nil
-	Location          *time.Location
-	Timeout           time.Duration // 0: none
+	Location          *time.Location    // the zone ticks are computed in: the spec's CRON_TZ=, else timezone
+	Timeout           time.Duration     // 0: none
 	ConcurrencyPolicy lock.Policy
 	// StartingDeadline is how late a missed tick may still be claimed; 0
 	// means until the next tick is due, but at most a minute

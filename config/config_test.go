@@ -116,7 +116,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		Next: "2024-03-31T03:00:00+02:00", Policy: lock.Forbid, Line: 25,
 	}, {
-		Name: "ping", Spec: "CRON_TZ=Asia/Tokyo 0 9 * * mon-fri", Type: "http", Location: "Europe/Berlin",
+		Name: "ping", Spec: "CRON_TZ=Asia/Tokyo 0 9 * * mon-fri", Type: "http", Location: "Asia/Tokyo",
 		Args: map[string]any{"url": "https://example.com/ping"}, Next: "2024-04-01T09:00:00+09:00",
 		Policy: lock.Allow, Line: 36,
 	}, {

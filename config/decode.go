@@ -255,6 +255,7 @@ func (d *decoder) task(n *yaml.Node, zone *time.Location, seen map[string]int) (
 			d.problem(f["schedule"].line(), "%v", err)
 		} else {
 			t.Schedule = sched
+			t.Location, _ = schedule.SpecLocation(s, t.Location) // Parse accepted its zone
 		}
 	}
 	typeOK := d.taskType(&t, f["task"], n.Line)

@@ -95,6 +95,13 @@ func parse(text string, loc *time.Location) (Schedule, error) {
 
 // splitZone strips a CRON_TZ= or TZ= prefix. It is done here rather than by
 // robfig, whose parser panics on a prefix with nothing after it.
+// SpecLocation is the zone spec's ticks are computed in: the one its
+// CRON_TZ= or TZ= prefix names, else loc.
+func SpecLocation(spec string, loc *time.Location) (*time.Location, error) {
+	_, l, err := splitZone(strings.TrimSpace(spec), loc)
+	return l, err
+}
+
 func splitZone(text string, loc *time.Location) (string, *time.Location, error) {
 	if !hasZonePrefix(text) {
 		return text, loc, nil
