@@ -1,0 +1,599 @@
+package e2e
+
+// Processes: the beat binary (built once), redis-servers, beat replicas, and
+// the clusters of replicas that one scenario runs.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	long     = flag.Bool("long", false, "run each scenario for 10 minutes instead of its short version")
+	duration = flag.Duration("duration", 0, "run each scenario this long (overrides both the short versions and -long)")
+)
+
+var (
+	beatBin    string // the beat binary, built with -tags beattest in TestMain
+	skipReason string // why the scenarios skip, when they do
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		msg := "e2e: redis-server is not on PATH; install Redis (e.g. apt-get install redis-server) to run the process-level tests"
+		if os.Getenv("BEAT_TEST_REDIS_REQUIRED") == "1" {
+			fmt.Fprintln(os.Stderr, msg+"; BEAT_TEST_REDIS_REQUIRED=1 makes this a failure")
+			return 1
+		}
+		skipReason = msg
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "beat-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	useBashClock()
+	beatBin = filepath.Join(dir, "beat")
+	if err := buildBeat(beatBin); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building beat:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildBeat builds cmd/beat with the fault-injection hooks (BEAT_TEST_CLOCK_OFFSET).
+func buildBeat(out string) error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	cmd := exec.Command("go", "build", "-tags", "beattest", "-o", out, "./cmd/beat")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w\n%s", err, b)
+	}
+	return nil
+}
+
+// runFor is how long a scenario runs: normal by default, about 12s (at
+// least) with -short, 10 minutes with -long, or what -duration says.
+func runFor(normal time.Duration) time.Duration {
+	switch {
+	case *duration > 0:
+		return *duration
+	case *long:
+		return 10 * time.Minute
+	case testing.Short():
+		return max(normal*2/5, 12*time.Second)
+	}
+	return normal
+}
+
+// process is a child process whose stdout and stderr go to a file.
+type process struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status; read after done
+}
+
+func startProcess(logPath string, env []string, name string, args ...string) (*process, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr, cmd.Env = f, f, env
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// wait waits up to d for the process to exit, and reports whether it did.
+func (p *process) wait(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// baseEnv is the test's environment without any BEAT_ variable, so that a
+// developer's own settings cannot leak into the replicas.
+func baseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BEAT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// redisServer is a redis-server of one test, on a loopback port of its own,
+// without persistence: a restart loses every key.
+type redisServer struct {
+	t    *testing.T
+	port int
+	log  string
+	mu   sync.Mutex
+	proc *process
+}
+
+// startRedis starts a server on a free port below the kernel's ephemeral
+// range, so that no connection's local port can take it while the server is
+// down for a restart.
+func startRedis(t *testing.T, dir string) *redisServer {
+	t.Helper()
+	r := &redisServer{t: t, log: filepath.Join(dir, "redis.log")}
+	t.Cleanup(r.kill)
+	var err error
+	for range 10 {
+		r.port = 20000 + rand.IntN(12000)
+		if !portFree(r.port) {
+			continue
+		}
+		if err = r.start(); err == nil {
+			return r
+		}
+	}
+	t.Fatalf("cannot start redis-server: %v\n%s", err, tail(r.log, 20))
+	return nil
+}
+
+func portFree(port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func (r *redisServer) start() error {
+	p, err := startProcess(r.log, baseEnv(), "redis-server",
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", filepath.Dir(r.log))
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.proc = p
+	r.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if p.exited() {
+			return fmt.Errorf("redis-server on port %d exited: %v", r.port, p.err)
+		}
+		if err = ping(r.addr()); err == nil {
+			return nil
+		}
+	}
+	p.kill()
+	return fmt.Errorf("redis-server on port %d does not answer: %v", r.port, err)
+}
+
+// ping sends PING to a Redis server, by hand: a go-redis client would log
+// each refused connection while the server starts.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", buf)
+	}
+	return nil
+}
+
+// kill stops the server at once (SIGKILL); it loses every key.
+func (r *redisServer) kill() {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// restart starts the server again on the same port, empty.
+func (r *redisServer) restart() {
+	r.t.Helper()
+	if err := r.start(); err != nil {
+		r.t.Fatalf("restarting redis-server: %v\n%s", err, tail(r.log, 20))
+	}
+}
+
+func (r *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
+
+// client returns a new client of the server; the caller closes it.
+func (r *redisServer) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
+}
+
+// replica is one beat process.
+type replica struct {
+	*process
+	id string
+}
+
+// logLine is one JSON log record of a replica.
+type logLine struct {
+	Time     time.Time `json:"time"`
+	Level    string    `json:"level"`
+	Msg      string    `json:"msg"`
+	Instance string    `json:"instance"`
+	Task     string    `json:"task"`
+	Tick     time.Time `json:"tick"`
+	Token    uint64    `json:"token"`
+	Err      string    `json:"err"`
+}
+
+// logs reads the replica's log records so far; lines that are not JSON
+// (a panic, say) are returned with Level "RAW".
+func (r *replica) logs() []logLine {
+	b, _ := os.ReadFile(r.logPath)
+	var out []logLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			l = logLine{Level: "RAW", Msg: sc.Text()}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// waitLog waits up to d for a log record whose message starts with msg.
+func (r *replica) waitLog(msg string, d time.Duration) (logLine, bool) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+		for _, l := range r.logs() {
+			if strings.HasPrefix(l.Msg, msg) {
+				return l, true
+			}
+		}
+		if r.exited() {
+			break
+		}
+	}
+	return logLine{}, false
+}
+
+// clusterConfig is the part of schedule.yaml a scenario chooses.
+type clusterConfig struct {
+	ttl, renew      time.Duration
+	shutdownTimeout time.Duration // default 10s
+	tasks           []taskSpec
+}
+
+// cluster is one scenario's world: its redis-server, key prefix, schedule,
+// record file and every replica it started.
+type cluster struct {
+	t       *testing.T
+	name    string
+	dir     string
+	cfg     clusterConfig
+	redis   *redisServer
+	prefix  string
+	runFile string // where the tasks record their runs
+	config  string // the schedule file
+
+	mu       sync.Mutex
+	replicas []*replica
+}
+
+// newCluster sets up a scenario, or skips it when redis-server is missing.
+// Everything it starts is killed when the test ends, pass or fail.
+func newCluster(t *testing.T, cfg clusterConfig) *cluster {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	if cfg.shutdownTimeout == 0 {
+		cfg.shutdownTimeout = 10 * time.Second
+	}
+	name := strings.ToLower(strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+	dir := t.TempDir()
+	if os.Getenv("BEAT_E2E_KEEP") != "" { // keep logs and records for a post-mortem
+		var err error
+		if dir, err = os.MkdirTemp("", "beat-e2e-"+name+"-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("BEAT_E2E_KEEP: logs and records in %s", dir)
+	}
+	c := &cluster{
+		t: t, name: name, dir: dir, cfg: cfg,
+		prefix:  "{e2e-" + name + "}:",
+		runFile: filepath.Join(dir, "runs.log"),
+		config:  filepath.Join(dir, "schedule.yaml"),
+	}
+	c.redis = startRedis(t, dir)
+	if err := os.WriteFile(c.config, []byte(c.scheduleYAML()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+func (c *cluster) scheduleYAML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "timezone: UTC\nshutdown_timeout: %s\nlock:\n  backend: redis\n  ttl: %s\n  renew_interval: %s\n",
+		c.cfg.shutdownTimeout, c.cfg.ttl, c.cfg.renew)
+	fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.url(), c.prefix)
+	for _, ts := range c.cfg.tasks {
+		fmt.Fprintf(&b, "  - name: %q\n    schedule: %q\n    task: exec\n    concurrency_policy: %s\n    timeout: 1m\n",
+			ts.Name, ts.Schedule, ts.Policy)
+		fmt.Fprintf(&b, "    args:\n      command: [%s, -c, %q]\n      env: {BEAT_E2E_FILE: %q, LC_ALL: C}\n", taskShell, ts.script(), c.runFile)
+	}
+	return b.String()
+}
+
+// replicaOption changes how one replica starts.
+type replicaOption func(env []string) []string
+
+// withClockOffset skews the replica's clock (BEAT_TEST_CLOCK_OFFSET).
+func withClockOffset(d time.Duration) replicaOption {
+	return func(env []string) []string { return append(env, "BEAT_TEST_CLOCK_OFFSET="+d.String()) }
+}
+
+// withRedisURL points the replica at another address (a proxy).
+func withRedisURL(url string) replicaOption {
+	return func(env []string) []string { return append(env, "BEAT_REDIS_URL="+url) }
+}
+
+// start starts a replica with a new instance id and waits until its
+// scheduler runs.
+func (c *cluster) start(opts ...replicaOption) *replica {
+	c.t.Helper()
+	c.mu.Lock()
+	id := fmt.Sprintf("%s-%d", c.name, len(c.replicas)+1)
+	c.mu.Unlock()
+	env := append(baseEnv(), "BEAT_INSTANCE_ID="+id)
+	for _, o := range opts {
+		env = o(env)
+	}
+	p, err := startProcess(filepath.Join(c.dir, id+".log"), env, beatBin, "run", "--config", c.config, "--log-format", "json", "--log-level", "debug")
+	if err != nil {
+		c.t.Fatalf("starting replica %s: %v", id, err)
+	}
+	r := &replica{process: p, id: id}
+	c.mu.Lock()
+	c.replicas = append(c.replicas, r)
+	c.mu.Unlock()
+	if _, ok := r.waitLog("scheduler started", 15*time.Second); !ok {
+		c.t.Fatalf("replica %s did not start:\n%s", id, tail(r.logPath, 20))
+	}
+	return r
+}
+
+// startN starts n replicas and returns when all of them run.
+func (c *cluster) startN(n int, opts ...replicaOption) []*replica {
+	c.t.Helper()
+	rs := make([]*replica, n)
+	for i := range rs {
+		rs[i] = c.start(opts...)
+	}
+	return rs
+}
+
+// all returns every replica started so far.
+func (c *cluster) all() []*replica {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*replica(nil), c.replicas...)
+}
+
+// live returns the replicas still running.
+func (c *cluster) live() []*replica {
+	var out []*replica
+	for _, r := range c.all() {
+		if !r.exited() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// crash kills a replica with SIGKILL, as a node failure would.
+func (c *cluster) crash(r *replica) time.Time {
+	at := time.Now()
+	r.kill()
+	return at
+}
+
+// stop sends SIGTERM and fails the test unless the replica exits with
+// status 0 within its shutdown timeout plus a margin.
+func (c *cluster) stop(r *replica) {
+	c.t.Helper()
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	if !r.wait(c.cfg.shutdownTimeout + 10*time.Second) {
+		c.t.Errorf("replica %s did not exit within %v of SIGTERM", r.id, c.cfg.shutdownTimeout+10*time.Second)
+		r.kill()
+		return
+	}
+	if r.err != nil {
+		c.t.Errorf("replica %s: after SIGTERM: %v, want exit status 0", r.id, r.err)
+	}
+}
+
+// stopAll stops every live replica with SIGTERM, all at once.
+func (c *cluster) stopAll() {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	for _, r := range c.live() {
+		wg.Go(func() { c.stop(r) })
+	}
+	wg.Wait()
+}
+
+// cleanup kills whatever still runs: replicas, then the task processes that
+// replicas killed with SIGKILL left behind. On failure it shows the tail of
+// every replica's log.
+func (c *cluster) cleanup() {
+	for _, r := range c.all() {
+		if !r.exited() {
+			r.kill()
+		}
+	}
+	c.killOrphans()
+	if c.t.Failed() {
+		for _, r := range c.all() {
+			c.t.Logf("--- replica %s (%s), last lines:\n%s", r.id, r.logPath, tail(r.logPath, 25))
+		}
+		c.t.Logf("--- records (%s), last lines:\n%s", c.runFile, tail(c.runFile, 25))
+	}
+}
+
+// killOrphans kills the process group of every recorded run without an end
+// record that is still alive and still one of this cluster's tasks (its
+// environment names this cluster's record file, so a recycled pid is never
+// killed).
+func (c *cluster) killOrphans() {
+	runs, _ := readRuns(c.runFile)
+	for _, r := range runs {
+		if !r.End.IsZero() || r.PID <= 0 {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.PID))
+		if err != nil || !bytes.Contains(env, []byte("\x00BEAT_E2E_FILE="+c.runFile+"\x00")) {
+			continue
+		}
+		_ = syscall.Kill(-r.PID, syscall.SIGKILL)
+	}
+}
+
+// runs reads the records of the runs so far.
+func (c *cluster) runs() []Run {
+	c.t.Helper()
+	runs, err := readRuns(c.runFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.t.Fatal(err)
+	}
+	return runs
+}
+
+// report judges the runs of ticks in [from, to], logs the table and, with
+// -long, appends it to $BEAT_E2E_REPORT.
+func (c *cluster) report(from, to time.Time, notes ...string) Report {
+	c.t.Helper()
+	busy := map[taskTick]bool{}
+	for _, l := range c.logsOf("tick skipped: the previous run still holds the lock") {
+		busy[taskTick{l.Task, l.Tick.UTC()}] = true
+	}
+	rep := Judge(c.cfg.tasks, c.runs(), busy, from, to)
+	rep.Scenario = c.t.Name()
+	rep.Notes = notes
+	c.t.Logf("ticks in [%s, %s]:\n%s", from.Format(time.TimeOnly), to.Format(time.TimeOnly), rep.Table())
+	if *long || *duration > 0 {
+		if err := appendReport(rep); err != nil {
+			c.t.Error(err)
+		}
+	}
+	return rep
+}
+
+// logsOf returns the records of every replica whose message starts with msg.
+func (c *cluster) logsOf(msg string) []logLine {
+	var out []logLine
+	for _, r := range c.all() {
+		for _, l := range r.logs() {
+			if strings.HasPrefix(l.Msg, msg) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// checkLogs fails the test for every record at level ERROR or worse, and
+// every line that is not a log record, in any replica's log.
+func (c *cluster) checkLogs() {
+	c.t.Helper()
+	for _, r := range c.all() {
+		for _, l := range r.logs() {
+			if l.Level == "ERROR" || l.Level == "RAW" {
+				c.t.Errorf("replica %s logged %s %q (task %q, err %q)", r.id, l.Level, l.Msg, l.Task, l.Err)
+			}
+		}
+	}
+}
+
+// sleepUntil sleeps until t.
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
