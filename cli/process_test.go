@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/beatlock/beat/internal/beatbin"
 	"github.com/beatlock/beat/internal/redistest"
 )
 
@@ -44,21 +45,11 @@ func TestMain(m *testing.M) {
 func beatBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %v", err)
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
 		if buildDir, buildErr = os.MkdirTemp("", "beat-cli-test-"); buildErr != nil {
 			return
 		}
 		buildBin = filepath.Join(buildDir, "beat")
-		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/beat")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/beat in %s: %v\n%s", root, err, out)
-		}
+		buildErr = beatbin.Build(buildBin)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/beatlock/beat/internal/beatbin"
 )
 
 var (
@@ -59,25 +61,11 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	useBashClock()
 	beatBin = filepath.Join(dir, "beat")
-	if err := buildBeat(beatBin); err != nil {
+	if err := beatbin.Build(beatBin, "beattest"); err != nil { // BEAT_TEST_CLOCK_OFFSET
 		fmt.Fprintln(os.Stderr, "e2e: building beat:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-// buildBeat builds cmd/beat with the fault-injection hooks (BEAT_TEST_CLOCK_OFFSET).
-func buildBeat(out string) error {
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	cmd := exec.Command("go", "build", "-tags", "beattest", "-o", out, "./cmd/beat")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%w\n%s", err, b)
-	}
-	return nil
 }
 
 // runFor is how long a scenario runs: normal by default, about 12s (at
