@@ -394,10 +394,6 @@ func TestAliasBomb(t *testing.T) {
 	}
 }
 
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
-}
-
 // TestJoinedArgProblemsEachGetALine: a validator that reports several
 // problems at once (errors.Join) gets one FILE:LINE line per problem.
 func TestJoinedArgProblemsEachGetALine(t *testing.T) {

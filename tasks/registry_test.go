@@ -168,7 +168,7 @@ func TestRegisterBuiltinsTwice(t *testing.T) {
 }
 
 func TestDefaultHasBuiltins(t *testing.T) {
-	if tasks.Default() != tasks.Default() {
+	if first, second := tasks.Default(), tasks.Default(); first != second {
 		t.Fatal("Default() returned different registries")
 	}
 	names := tasks.Default().Names()
