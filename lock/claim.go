@@ -59,6 +59,11 @@ type ClaimRequest struct {
 	// A restarted process has a new session, so it never inherits a tick its
 	// predecessor claimed. Empty means no such retry.
 	Session string
+	// MaxSkew is how far ahead of the store's clock a tick may be and still
+	// be waited for (NotYet); a tick further ahead is refused (ClockAhead).
+	// Also how far ahead of the store's clock a claim record may lie and
+	// still be trusted. Not negative.
+	MaxSkew time.Duration
 }
 
 // Outcome is what became of a claim.
@@ -69,8 +74,24 @@ const (
 	Claimed Outcome = iota + 1
 	// AlreadyClaimed: this tick, or a later one, was claimed before.
 	AlreadyClaimed
-	// Busy: the policy is Forbid and an earlier run still holds the lock.
+	// Busy: the policy is Forbid and an earlier run still held the lock
+	// when this tick was first asked for. The tick stays skipped: later
+	// claims of it are Busy too, even once the lock is free.
 	Busy
+	// NotYet: the tick is ahead of the store's clock, by no more than
+	// MaxSkew. Ask again once the store's clock has reached it
+	// (ClaimResult.StoreTime says how far it has to go).
+	NotYet
+	// ClockAhead: the tick is further ahead of the store's clock than
+	// MaxSkew: the caller's clock is wrong. Nothing is recorded, so a wrong
+	// clock cannot block the replicas whose clocks are right.
+	ClockAhead
+	// StoreLost: the tick is older than the store's epoch, the instant from
+	// which it holds every claim record. The store is new or lost its
+	// records (a restart without persistence): it cannot tell whether the
+	// tick was claimed before, so it refuses it rather than risk a second
+	// run.
+	StoreLost
 )
 
 func (o Outcome) String() string {
@@ -81,6 +102,12 @@ func (o Outcome) String() string {
 		return "already-claimed"
 	case Busy:
 		return "busy"
+	case NotYet:
+		return "not-yet"
+	case ClockAhead:
+		return "clock-ahead"
+	case StoreLost:
+		return "store-lost"
 	}
 	return fmt.Sprintf("Outcome(%d)", uint8(o))
 }
@@ -99,20 +126,50 @@ type Lease struct {
 type ClaimResult struct {
 	Outcome Outcome
 	Lease   Lease // set when Outcome is Claimed
-	// Previous is the task's last claimed tick before this call; zero when
-	// the store has no record of the task.
+	// Previous is the task's last decided tick before this call, claimed or
+	// skipped as Busy; zero when the store has no record of the task.
 	Previous time.Time
+	// StoreTime is the store's clock when it answered.
+	StoreTime time.Time
+	// Epoch is the store's epoch (see Claimer.Epoch) when it answered; it
+	// changes only when the store loses its records.
+	Epoch time.Time
+	// FutureRecord, when set, is a claim record that lay further ahead of
+	// the store's clock than MaxSkew, and was disregarded (see Claimer).
+	FutureRecord time.Time
 }
 
 // Claimer claims scheduled ticks. Every method is one atomic step in the
-// store.
+// store, judged by the store's clock.
 //
-// Claim succeeds only when req.Tick is later than the task's last claimed
-// tick and the policy allows: under Forbid the task's lock must be free (a
-// holder that is req.Owner itself still makes the tick Busy), under Replace
-// the lock is taken from whoever holds it, under Allow every tick locks a key
-// of its own. On success it records the tick, sets the lock to req.Owner for
-// req.TTL and issues a fencing token. AlreadyClaimed and Busy change nothing.
+// Epoch returns the store's epoch, the instant from which it holds the
+// record of every claim, and the store's clock. A store without an epoch
+// (new, or one that lost its records) takes the current time as its epoch;
+// both Epoch and Claim do that, so a store that restarts empty gets a new
+// epoch at its first call.
+//
+// Claim judges req.Tick, in this order, against the store's clock (now) and
+// the task's record:
+//   - tick > now + req.MaxSkew: ClockAhead; tick > now: NotYet (both record
+//     nothing, so a tick is never claimed before the store's clock reaches
+//     it, and every claim record lies at or before the store's clock);
+//   - tick before the epoch: StoreLost;
+//   - tick not later than the task's last claimed tick: AlreadyClaimed;
+//   - tick not later than the last tick skipped as Busy: Busy;
+//   - under Forbid, the task's lock held (even by req.Owner itself): Busy,
+//     and the tick is recorded as skipped;
+//   - otherwise Claimed: under Replace the lock is taken from whoever holds
+//     it, under Allow every tick locks a key of its own; the tick is
+//     recorded, the lock set to req.Owner for req.TTL and a fencing token
+//     issued.
+//
+// A record further ahead of the store's clock than req.MaxSkew cannot have
+// been written under these rules (the store's clock stepped back, or a
+// backup was restored, or an older beat wrote it): Claim disregards it, falls
+// back to the decided tick recorded before it, and reports it in
+// ClaimResult.FutureRecord, so that a wrong clock never stops the replicas
+// whose clocks are right.
+//
 // The one exception to "a tick is claimed once" is a retry by the same owner
 // and session (see ClaimRequest.Session): it gets the same lease back, with
 // its expiry reset to req.TTL from now.
@@ -128,6 +185,7 @@ type ClaimResult struct {
 // task), ErrInvalidOwner or ErrInvalidTTL; a store failure is an error and
 // never an outcome.
 type Claimer interface {
+	Epoch(ctx context.Context) (epoch, now time.Time, err error)
 	Claim(ctx context.Context, req ClaimRequest) (ClaimResult, error)
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, l Lease) (bool, error)
@@ -142,6 +200,7 @@ type Store interface {
 // LeaseKey is the Backend key that a claim under policy p locks: the task
 // name itself, so that IsLocked(task) and Owner(task) show who runs it, or
 // under Allow "task@tick" (tick in RFC 3339, UTC, millisecond precision).
+// Task names may not hold '@' (see CheckTask), so the two never meet.
 func LeaseKey(task string, tick time.Time, p Policy) string {
 	if p == Allow {
 		return task + "@" + tick.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -149,9 +208,25 @@ func LeaseKey(task string, tick time.Time, p Policy) string {
 	return task
 }
 
+// CheckTask checks a task name: not empty, and without '@', which separates
+// the name from the tick in an Allow lease's key.
+func CheckTask(name string) error {
+	if err := CheckKey(name); err != nil {
+		return err
+	}
+	if strings.Contains(name, "@") {
+		return fmt.Errorf("%w: task name %q contains '@', which beat keeps for the per-tick locks of concurrency_policy Allow; use another character", ErrInvalidKey, name)
+	}
+	return nil
+}
+
 // CheckClaim checks a claim request's arguments.
 func CheckClaim(req ClaimRequest) error {
-	return errors.Join(CheckKey(req.Task), CheckOwner(req.Owner), CheckTTL(req.TTL), checkPolicy(req.Policy))
+	var skew error
+	if req.MaxSkew < 0 {
+		skew = fmt.Errorf("lock: max clock skew %v is negative", req.MaxSkew)
+	}
+	return errors.Join(CheckTask(req.Task), CheckOwner(req.Owner), CheckTTL(req.TTL), checkPolicy(req.Policy), skew)
 }
 
 // CheckLease checks a lease's arguments; ttl < 0 skips the ttl check, for

@@ -1,6 +1,7 @@
 package locktest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -57,12 +58,16 @@ func (c checker) releaseLease(l lock.Lease, want bool) {
 	}
 }
 
-// tick returns the n-th tick of a task that runs every minute.
-func tick(n int) time.Time { return time.Date(2026, 11, 27, 12, n, 0, 0, time.UTC) }
+// tick returns the n-th tick of a task that runs every minute, from the
+// first minute after the store's epoch (see Harness.New).
+func (c checker) tick(n int) time.Time { return c.base.Add(time.Duration(n) * time.Minute) }
 
-func req(task string, n int, owner string, p lock.Policy) lock.ClaimRequest {
-	return lock.ClaimRequest{Task: task, Tick: tick(n), Owner: owner, TTL: long, Policy: p}
+func (c checker) req(task string, n int, owner string, p lock.Policy) lock.ClaimRequest {
+	return lock.ClaimRequest{Task: task, Tick: c.tick(n), Owner: owner, TTL: long, Policy: p, MaxSkew: maxSkew}
 }
+
+// maxSkew is the MaxSkew of the suite's claims.
+const maxSkew = 2 * time.Second
 
 func (s *suite) claim(t *testing.T) {
 	rows := []struct {
@@ -70,61 +75,68 @@ func (s *suite) claim(t *testing.T) {
 		run  func(c checker)
 	}{
 		{"first claim locks the task", func(c checker) {
-			res := c.claimOK(req("t", 1, "a", lock.Forbid))
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
 			if !res.Previous.IsZero() {
 				c.t.Errorf("Previous = %v on a task never claimed; want zero", res.Previous)
 			}
 			c.held("t", "a")
 		}},
 		{"a tick is claimed once", func(c checker) {
-			first := c.claimOK(req("t", 1, "a", lock.Allow))
+			first := c.claimOK(c.req("t", 1, "a", lock.Allow))
 			for _, owner := range []string{"a", "b"} {
-				res := c.claimOutcome(req("t", 1, owner, lock.Allow), lock.AlreadyClaimed)
-				if !res.Previous.Equal(tick(1)) {
-					c.t.Errorf("Previous = %v; want %v", res.Previous, tick(1))
+				res := c.claimOutcome(c.req("t", 1, owner, lock.Allow), lock.AlreadyClaimed)
+				if !res.Previous.Equal(c.tick(1)) {
+					c.t.Errorf("Previous = %v; want %v", res.Previous, c.tick(1))
 				}
 			}
 			c.releaseLease(first.Lease, true)
-			c.claimOutcome(req("t", 1, "b", lock.Forbid), lock.AlreadyClaimed)
+			c.claimOutcome(c.req("t", 1, "b", lock.Forbid), lock.AlreadyClaimed)
 		}},
 		{"an older tick is already claimed", func(c checker) {
-			c.claimOK(req("t", 5, "a", lock.Allow))
-			c.claimOutcome(req("t", 4, "b", lock.Allow), lock.AlreadyClaimed)
-			c.claimOutcome(req("t", 4, "b", lock.Replace), lock.AlreadyClaimed)
+			c.claimOK(c.req("t", 5, "a", lock.Allow))
+			c.claimOutcome(c.req("t", 4, "b", lock.Allow), lock.AlreadyClaimed)
+			c.claimOutcome(c.req("t", 4, "b", lock.Replace), lock.AlreadyClaimed)
 		}},
 		{"ticks compare at millisecond precision", func(c checker) {
-			c.claimOK(lock.ClaimRequest{Task: "t", Tick: tick(1).Add(400 * time.Microsecond), Owner: "a", TTL: long, Policy: lock.Allow})
-			c.claimOutcome(lock.ClaimRequest{Task: "t", Tick: tick(1).Add(900 * time.Microsecond), Owner: "b", TTL: long, Policy: lock.Allow}, lock.AlreadyClaimed)
+			c.claimOK(lock.ClaimRequest{Task: "t", Tick: c.tick(1).Add(400 * time.Microsecond), Owner: "a", TTL: long, Policy: lock.Allow})
+			c.claimOutcome(lock.ClaimRequest{Task: "t", Tick: c.tick(1).Add(900 * time.Microsecond), Owner: "b", TTL: long, Policy: lock.Allow}, lock.AlreadyClaimed)
 		}},
 		{"tasks are independent", func(c checker) {
-			c.claimOK(req("t1", 1, "a", lock.Forbid))
-			c.claimOK(req("t2", 1, "b", lock.Forbid))
+			c.claimOK(c.req("t1", 1, "a", lock.Forbid))
+			c.claimOK(c.req("t2", 1, "b", lock.Forbid))
 			c.held("t1", "a")
 			c.held("t2", "b")
 		}},
 		{"forbid: busy while held, even by the same owner", func(c checker) {
-			first := c.claimOK(req("t", 1, "a", lock.Forbid))
-			c.claimOutcome(req("t", 2, "a", lock.Forbid), lock.Busy)
-			c.claimOutcome(req("t", 2, "b", lock.Forbid), lock.Busy)
+			first := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			c.claimOutcome(c.req("t", 2, "a", lock.Forbid), lock.Busy)
+			c.claimOutcome(c.req("t", 2, "b", lock.Forbid), lock.Busy)
 			c.held("t", "a")
 			c.releaseLease(first.Lease, true)
 			c.held("t", "")
-			// Busy recorded nothing: tick 2 is still free.
-			next := c.claimOK(req("t", 2, "b", lock.Forbid))
+			// The tick stays skipped once the lock is free: a replica whose
+			// timer fires late does not run it after all.
+			if res := c.claimOutcome(c.req("t", 2, "b", lock.Forbid), lock.Busy); !res.Previous.Equal(c.tick(2)) {
+				c.t.Errorf("Previous = %v; want the busy tick %v", res.Previous, c.tick(2))
+			}
+			c.claimOutcome(c.req("t", 1, "b", lock.Forbid), lock.AlreadyClaimed)
+			next := c.claimOK(c.req("t", 3, "b", lock.Forbid))
 			if next.Lease.Token <= first.Lease.Token {
 				c.t.Errorf("token %d after %d; want it to rise", next.Lease.Token, first.Lease.Token)
 			}
-			if !next.Previous.Equal(tick(1)) {
-				c.t.Errorf("Previous = %v; want %v", next.Previous, tick(1))
+			// The busy tick counts as decided: nothing between it and 3 was
+			// left undecided.
+			if !next.Previous.Equal(c.tick(2)) {
+				c.t.Errorf("Previous = %v; want %v", next.Previous, c.tick(2))
 			}
 		}},
 		{"forbid: a TryAcquire holder makes the task busy", func(c checker) {
 			c.acquire("t", "operator", long, true)
-			c.claimOutcome(req("t", 1, "a", lock.Forbid), lock.Busy)
+			c.claimOutcome(c.req("t", 1, "a", lock.Forbid), lock.Busy)
 		}},
 		{"replace takes the lock from the holder", func(c checker) {
-			old := c.claimOK(req("t", 1, "a", lock.Replace))
-			cur := c.claimOK(req("t", 2, "b", lock.Replace))
+			old := c.claimOK(c.req("t", 1, "a", lock.Replace))
+			cur := c.claimOK(c.req("t", 2, "b", lock.Replace))
 			c.held("t", "b")
 			c.renewLease(old.Lease, long, false)
 			c.releaseLease(old.Lease, false)
@@ -134,8 +146,8 @@ func (s *suite) claim(t *testing.T) {
 			c.held("t", "b")
 		}},
 		{"replace by the same owner invalidates the older lease", func(c checker) {
-			old := c.claimOK(req("t", 1, "a", lock.Replace))
-			cur := c.claimOK(req("t", 2, "a", lock.Replace))
+			old := c.claimOK(c.req("t", 1, "a", lock.Replace))
+			cur := c.claimOK(c.req("t", 2, "a", lock.Replace))
 			c.renewLease(old.Lease, long, false)
 			c.releaseLease(old.Lease, false)
 			c.held("t", "a")
@@ -143,9 +155,9 @@ func (s *suite) claim(t *testing.T) {
 			c.held("t", "")
 		}},
 		{"allow: overlapping runs hold a lock each", func(c checker) {
-			r1 := c.claimOK(req("t", 1, "a", lock.Allow))
-			r2 := c.claimOK(req("t", 2, "b", lock.Allow))
-			r3 := c.claimOK(req("t", 3, "a", lock.Allow))
+			r1 := c.claimOK(c.req("t", 1, "a", lock.Allow))
+			r2 := c.claimOK(c.req("t", 2, "b", lock.Allow))
+			r3 := c.claimOK(c.req("t", 3, "a", lock.Allow))
 			c.held(r1.Lease.Key, "a")
 			c.held(r2.Lease.Key, "b")
 			c.renewLease(r1.Lease, long, true)
@@ -158,7 +170,7 @@ func (s *suite) claim(t *testing.T) {
 			var last uint64
 			policies := []lock.Policy{lock.Forbid, lock.Allow, lock.Replace}
 			for n := 1; n <= 9; n++ {
-				res := c.claimOK(req("t", n, fmt.Sprintf("owner-%d", n%3), policies[n%3]))
+				res := c.claimOK(c.req("t", n, fmt.Sprintf("owner-%d", n%3), policies[n%3]))
 				if res.Lease.Token <= last {
 					c.t.Fatalf("tick %d: token %d after %d", n, res.Lease.Token, last)
 				}
@@ -167,7 +179,7 @@ func (s *suite) claim(t *testing.T) {
 			}
 		}},
 		{"lease calls check the token", func(c checker) {
-			res := c.claimOK(req("t", 1, "a", lock.Forbid))
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
 			stale := res.Lease
 			stale.Token--
 			c.renewLease(stale, long, false)
@@ -180,15 +192,15 @@ func (s *suite) claim(t *testing.T) {
 			c.held("t", "a")
 		}},
 		{"a retry by the same session gets its lease back", func(c checker) {
-			c.claimOK(req("t", 1, "a", lock.Forbid))
-			r := req("t", 2, "a", lock.Allow)
+			c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			r := c.req("t", 2, "a", lock.Allow)
 			r.Session = "process-1"
 			// A second claim (a retry, its first answer lost) while the first
 			// lock lives: the same lease, the same previous tick.
 			first := c.claimOK(r)
 			again := c.claimOK(r)
-			if again.Lease != first.Lease || !again.Previous.Equal(tick(1)) {
-				c.t.Errorf("retry = %+v; want lease %+v and previous %v", again, first.Lease, tick(1))
+			if again.Lease != first.Lease || !again.Previous.Equal(c.tick(1)) {
+				c.t.Errorf("retry = %+v; want lease %+v and previous %v", again, first.Lease, c.tick(1))
 			}
 			// Another session of the same owner (a restarted process) or
 			// another owner: the tick is taken.
@@ -203,12 +215,12 @@ func (s *suite) claim(t *testing.T) {
 			c.claimOutcome(r, lock.AlreadyClaimed)
 		}},
 		{"a retry without a session is already claimed", func(c checker) {
-			c.claimOK(req("t", 1, "a", lock.Forbid))
-			c.claimOutcome(req("t", 1, "a", lock.Forbid), lock.AlreadyClaimed)
+			c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			c.claimOutcome(c.req("t", 1, "a", lock.Forbid), lock.AlreadyClaimed)
 		}},
 		{"a released lease is not revived by locking the key again", func(c checker) {
 			for _, p := range []lock.Policy{lock.Forbid, lock.Allow} {
-				res := c.claimOK(req("t-"+p.String(), 1, "a", p))
+				res := c.claimOK(c.req("t-"+p.String(), 1, "a", p))
 				c.releaseLease(res.Lease, true)
 				c.acquire(res.Lease.Key, "a", long, true) // same owner, by TryAcquire
 				c.renewLease(res.Lease, long, false)
@@ -217,22 +229,75 @@ func (s *suite) claim(t *testing.T) {
 			}
 		}},
 		{"a stale token is refused under allow too", func(c checker) {
-			res := c.claimOK(req("t", 1, "a", lock.Allow))
+			res := c.claimOK(c.req("t", 1, "a", lock.Allow))
 			stale := res.Lease
 			stale.Token--
 			c.renewLease(stale, long, false)
 			c.releaseLease(stale, false)
 			c.held(res.Lease.Key, "a")
 		}},
+		{"a tick ahead of the store's clock is not yet claimable", func(c checker) {
+			_, now, _ := c.s.Epoch(bg())
+			r := lock.ClaimRequest{Task: "t", Tick: now.Add(maxSkew / 2), Owner: "a", TTL: long, MaxSkew: maxSkew}
+			res := c.claimOutcome(r, lock.NotYet)
+			if d := r.Tick.Sub(res.StoreTime); d <= 0 || d > maxSkew {
+				c.t.Errorf("NotYet at store time %v for tick %v: want the tick ahead by (0, %v]", res.StoreTime, r.Tick, maxSkew)
+			}
+			// Nothing recorded: a past tick is still claimable.
+			c.claimOK(c.req("t", 1, "a", lock.Forbid))
+		}},
+		{"a tick beyond the max skew is refused and records nothing", func(c checker) {
+			_, now, _ := c.s.Epoch(bg())
+			ahead := lock.ClaimRequest{Task: "t", Tick: now.Add(30 * time.Minute), Owner: "fast", TTL: long, MaxSkew: maxSkew}
+			c.claimOutcome(ahead, lock.ClockAhead)
+			ahead.MaxSkew = 0
+			ahead.Tick = now.Add(time.Second)
+			c.claimOutcome(ahead, lock.ClockAhead)
+			c.held("t", "")
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			if !res.Previous.IsZero() {
+				c.t.Errorf("Previous = %v after refused claims; want none", res.Previous)
+			}
+		}},
+		{"ticks before the epoch are refused as store lost", func(c checker) {
+			epoch, _, err := c.s.Epoch(bg())
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			r := lock.ClaimRequest{Task: "t", Tick: epoch.Add(-time.Millisecond), Owner: "a", TTL: long, MaxSkew: maxSkew}
+			res := c.claimOutcome(r, lock.StoreLost)
+			if !res.Epoch.Equal(epoch) {
+				c.t.Errorf("ClaimResult.Epoch = %v; want the store's epoch %v", res.Epoch, epoch)
+			}
+			r.Tick = epoch
+			if res := c.claimOK(r); !res.Epoch.Equal(epoch) {
+				c.t.Errorf("ClaimResult.Epoch = %v; want %v", res.Epoch, epoch)
+			}
+			if again, _, _ := c.s.Epoch(bg()); !again.Equal(epoch) {
+				c.t.Errorf("epoch moved from %v to %v", epoch, again)
+			}
+		}},
+		{"a task name with '@' is refused", func(c checker) {
+			_, err := c.s.Claim(bg(), c.req("x@2026-11-27T12:01:00.000Z", 1, "a", lock.Forbid))
+			if !errors.Is(err, lock.ErrInvalidKey) {
+				c.t.Errorf("err = %v; want ErrInvalidKey", err)
+			}
+			r := c.req("t", 1, "a", lock.Forbid)
+			r.MaxSkew = -time.Second
+			if _, err := c.s.Claim(bg(), r); err == nil {
+				c.t.Error("a negative MaxSkew was accepted")
+			}
+			c.held("t", "")
+		}},
 		{"release-all frees claimed locks", func(c checker) {
-			c.claimOK(req("t1", 1, "a", lock.Forbid))
-			c.claimOK(req("t2", 1, "a", lock.Allow))
-			c.claimOK(req("t3", 1, "b", lock.Forbid))
+			c.claimOK(c.req("t1", 1, "a", lock.Forbid))
+			c.claimOK(c.req("t2", 1, "a", lock.Allow))
+			c.claimOK(c.req("t3", 1, "b", lock.Forbid))
 			c.releaseAll("a", 2)
 			c.held("t1", "")
 			c.held("t3", "b")
 			// The tick records stay.
-			c.claimOutcome(req("t1", 1, "b", lock.Forbid), lock.AlreadyClaimed)
+			c.claimOutcome(c.req("t1", 1, "b", lock.Forbid), lock.AlreadyClaimed)
 		}},
 	}
 	for _, r := range rows {
@@ -243,41 +308,44 @@ func (s *suite) claim(t *testing.T) {
 func (s *suite) claimExpiry(t *testing.T) {
 	t.Parallel()
 	ttl := s.h.TTL
-	claim := func(n int, owner string, p lock.Policy) lock.ClaimRequest {
-		return lock.ClaimRequest{Task: "t", Tick: tick(n), Owner: owner, TTL: ttl, Policy: p}
+	claim := func(c checker, n int, owner string, p lock.Policy) lock.ClaimRequest {
+		r := c.req("t", n, owner, p)
+		r.TTL = ttl
+		return r
 	}
 	rows := []struct {
 		name string
 		run  func(c checker)
 	}{
 		{"forbid: an expired lease frees the task", func(c checker) {
-			old := c.claimOK(claim(1, "a", lock.Forbid))
-			c.claimOutcome(claim(2, "b", lock.Forbid), lock.Busy)
+			old := c.claimOK(claim(c, 1, "a", lock.Forbid))
+			c.claimOutcome(claim(c, 2, "b", lock.Forbid), lock.Busy)
 			c.wait(ttl * 6 / 5)
-			c.claimOK(claim(2, "b", lock.Forbid))
+			c.claimOutcome(claim(c, 2, "b", lock.Forbid), lock.Busy) // decided
+			c.claimOK(claim(c, 3, "b", lock.Forbid))
 			c.renewLease(old.Lease, long, false)
 			c.releaseLease(old.Lease, false)
 			c.held("t", "b")
 		}},
 		{"a retry after the lease expired is already claimed", func(c checker) {
-			r := claim(1, "a", lock.Forbid)
+			r := claim(c, 1, "a", lock.Forbid)
 			r.Session = "process-1"
 			c.claimOK(r)
 			c.wait(ttl * 6 / 5)
 			c.claimOutcome(r, lock.AlreadyClaimed)
 		}},
 		{"renewed lease outlives its first ttl", func(c checker) {
-			res := c.claimOK(claim(1, "a", lock.Forbid))
+			res := c.claimOK(claim(c, 1, "a", lock.Forbid))
 			c.wait(ttl * 3 / 5)
 			c.renewLease(res.Lease, ttl, true)
 			c.wait(ttl * 3 / 5)
 			c.held("t", "a")
-			c.claimOutcome(claim(2, "b", lock.Forbid), lock.Busy)
+			c.claimOutcome(claim(c, 2, "b", lock.Forbid), lock.Busy)
 			c.wait(ttl * 3 / 5)
 			c.held("t", "")
 		}},
 		{"expired lease is never revived", func(c checker) {
-			res := c.claimOK(claim(1, "a", lock.Forbid))
+			res := c.claimOK(claim(c, 1, "a", lock.Forbid))
 			c.wait(ttl * 6 / 5)
 			c.renewLease(res.Lease, long, false)
 			c.held("t", "")
@@ -286,7 +354,7 @@ func (s *suite) claimExpiry(t *testing.T) {
 			c.renewLease(res.Lease, long, false)
 			c.release("t", "a", true)
 			// Not even once the same owner claims again.
-			next := c.claimOK(claim(2, "a", lock.Forbid))
+			next := c.claimOK(claim(c, 2, "a", lock.Forbid))
 			c.renewLease(res.Lease, long, false)
 			c.renewLease(next.Lease, long, true)
 		}},
@@ -299,6 +367,33 @@ func (s *suite) claimExpiry(t *testing.T) {
 	}
 }
 
+// futureRecord steps the store's clock back past a claim record: the
+// record then lies ahead of the clock, and must not block later claims.
+func (s *suite) futureRecord(t *testing.T) {
+	if s.h.StepBack == nil {
+		t.Skip("the harness cannot step this store's clock back (Harness.StepBack); the backend's own tests cover a record ahead of the clock")
+	}
+	c := s.checker(t)
+	c.claimOK(c.req("t", 10, "a", lock.Allow))
+	late := c.claimOK(c.req("t", 40, "b", lock.Allow))
+	_, before, _ := c.s.Epoch(bg())
+	s.h.StepBack(c.s, before.Sub(c.tick(20)))
+	// Tick 40 now lies 20 minutes ahead of the store's clock: disregarded,
+	// back to the decided tick before it (10).
+	c.claimOutcome(c.req("t", 10, "c", lock.Allow), lock.AlreadyClaimed)
+	res := c.claimOK(c.req("t", 15, "c", lock.Allow))
+	if !res.FutureRecord.Equal(c.tick(40)) || !res.Previous.Equal(c.tick(10)) {
+		c.t.Errorf("FutureRecord, Previous = %v, %v; want %v, %v", res.FutureRecord, res.Previous, c.tick(40), c.tick(10))
+	}
+	if res.Lease.Token <= late.Lease.Token {
+		c.t.Errorf("token %d after %d; want it to rise", res.Lease.Token, late.Lease.Token)
+	}
+	next := c.claimOK(c.req("t", 16, "c", lock.Allow))
+	if !next.FutureRecord.IsZero() || !next.Previous.Equal(c.tick(15)) {
+		c.t.Errorf("after recovery: FutureRecord, Previous = %v, %v; want none, %v", next.FutureRecord, next.Previous, c.tick(15))
+	}
+}
+
 // claimContention has 8 replicas claim the same 50 ticks at once: each tick
 // must be claimed exactly once, with tokens rising in tick order.
 func (s *suite) claimContention(t *testing.T) {
@@ -306,6 +401,7 @@ func (s *suite) claimContention(t *testing.T) {
 	for _, p := range []lock.Policy{lock.Forbid, lock.Allow, lock.Replace} {
 		t.Run(p.String(), func(t *testing.T) {
 			st, _ := s.h.New(t)
+			c := newChecker(t, st, nil)
 			var mu sync.Mutex
 			winners := make(map[int][]lock.Lease)
 			var wg sync.WaitGroup
@@ -315,7 +411,7 @@ func (s *suite) claimContention(t *testing.T) {
 					defer wg.Done()
 					owner := fmt.Sprintf("replica-%d", r)
 					for n := range ticks {
-						res, err := st.Claim(bg(), req("t", n, owner, p))
+						res, err := st.Claim(bg(), c.req("t", n, owner, p))
 						if err != nil {
 							t.Errorf("%s: Claim: %v", owner, err)
 							return

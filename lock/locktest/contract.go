@@ -297,9 +297,9 @@ func (s *suite) arbitraryKeys(t *testing.T) {
 			c.held(key, "")
 			c.held("plain", other)
 
-			res := c.claimOK(lock.ClaimRequest{Task: str, Tick: time.Unix(60, 0), Owner: owner, TTL: long})
+			res := c.claimOK(lock.ClaimRequest{Task: str, Tick: c.tick(1), Owner: owner, TTL: long})
 			c.held(str, owner)
-			c.claimOutcome(lock.ClaimRequest{Task: str, Tick: time.Unix(120, 0), Owner: other, TTL: long}, lock.Busy)
+			c.claimOutcome(lock.ClaimRequest{Task: str, Tick: c.tick(2), Owner: other, TTL: long}, lock.Busy)
 			c.releaseLease(res.Lease, true)
 		})
 	}

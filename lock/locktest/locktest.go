@@ -16,10 +16,12 @@ import (
 
 // Harness tells the suite how to drive one backend.
 type Harness struct {
-	// New returns an empty store that no other test uses, and a function
-	// that lets d pass as that store's clock sees it: it moves a fake clock,
-	// fast-forwards miniredis, or sleeps for a real server. New registers its
-	// own cleanup with t.Cleanup.
+	// New returns an empty store that no other test uses, whose epoch (see
+	// lock.Claimer) lies at least two hours before its clock, so that the
+	// suite has past ticks to claim; and a function that lets d pass as
+	// that store's clock sees it: it moves a fake clock, fast-forwards
+	// miniredis, or sleeps for a real server. New registers its own cleanup
+	// with t.Cleanup.
 	New func(t *testing.T) (s lock.Store, advance func(d time.Duration))
 	// TTL is the lock lifetime the expiry tests use. On a controllable clock
 	// any value works; against a real server it bounds how long the suite
@@ -29,6 +31,9 @@ type Harness struct {
 	// Unreachable, when set, returns a store whose connection to its server
 	// is broken, to check that failures come back as errors.
 	Unreachable func(t *testing.T) lock.Store
+	// StepBack, when set, sets the clock of a store New made back by d, as
+	// a store's clock stepped back by an operator or NTP would be.
+	StepBack func(s lock.Store, d time.Duration)
 }
 
 // Run runs the whole suite against h.
@@ -50,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Contention", s.contention)
 	t.Run("Claim", s.claim)
 	t.Run("ClaimExpiry", s.claimExpiry)
+	t.Run("FutureRecord", s.futureRecord)
 	t.Run("ClaimContention", s.claimContention)
 }
 
@@ -65,6 +71,7 @@ type checker struct {
 	t    *testing.T
 	s    lock.Store
 	wait func(time.Duration) // lets time pass for s
+	base time.Time           // the first whole minute after the store's epoch
 }
 
 func (c checker) acquire(key, owner string, ttl time.Duration, want bool) {
@@ -114,5 +121,17 @@ func (c checker) releaseAll(owner string, want uint64) {
 
 func (s *suite) checker(t *testing.T) checker {
 	st, advance := s.h.New(t)
-	return checker{t: t, s: st, wait: advance}
+	return newChecker(t, st, advance)
+}
+
+func newChecker(t *testing.T, st lock.Store, advance func(time.Duration)) checker {
+	t.Helper()
+	epoch, now, err := st.Epoch(bg())
+	if err != nil {
+		t.Fatalf("Epoch: %v", err)
+	}
+	if now.Sub(epoch) < 2*time.Hour {
+		t.Fatalf("locktest: the store's epoch %v is less than 2h before its clock %v; Harness.New must set it back", epoch, now)
+	}
+	return checker{t: t, s: st, wait: advance, base: epoch.Truncate(time.Minute).Add(time.Minute)}
 }

@@ -25,6 +25,9 @@ type Backend struct {
 	owners map[string]map[string]struct{} // owner -> keys, so ReleaseAll is O(locks of owner)
 	expiry expiryHeap                     // live entries by expiry, so expired ones are dropped even if nobody asks for them
 	tasks  map[string]*taskState
+	// epoch is when the backend was made: it holds no claim from before,
+	// so a restarted process does not run again a tick its predecessor ran.
+	epoch time.Time
 }
 
 type entry struct {
@@ -35,12 +38,13 @@ type entry struct {
 	index   int // position in the expiry heap
 }
 
+// taskState is a task's claim record; ticks are Unix milliseconds, 0 for none.
 type taskState struct {
-	claimed  bool
-	lastTick int64 // Unix milliseconds of the last claimed tick
-	fence    uint64
+	last  int64 // the last claimed tick
+	busy  int64 // the last tick skipped as busy
+	fence uint64
 	// Of the last claim, for a retry by the same process (ClaimRequest.Session).
-	prev    time.Time
+	prev    int64 // the tick decided before it
 	session string
 }
 
@@ -64,6 +68,7 @@ func New(opts ...Option) *Backend {
 	for _, o := range opts {
 		o(b)
 	}
+	b.epoch = b.now()
 	return b
 }
 
@@ -168,6 +173,15 @@ func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) 
 	return n, nil
 }
 
+func (b *Backend) Epoch(ctx context.Context) (time.Time, time.Time, error) {
+	now, err := b.begin(ctx)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	defer b.mu.Unlock()
+	return b.epoch, now, nil
+}
+
 func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
 	if err := lock.CheckClaim(req); err != nil {
 		return lock.ClaimResult{}, err
@@ -178,29 +192,60 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	}
 	defer b.mu.Unlock()
 
+	res := lock.ClaimResult{StoreTime: now, Epoch: b.epoch}
+	tick := req.Tick.UnixMilli()
+	nowMS := now.UnixMilli()
+	horizon := now.Add(req.MaxSkew).UnixMilli()
+	switch {
+	case tick > horizon:
+		res.Outcome = lock.ClockAhead
+		return res, nil
+	case tick > nowMS:
+		res.Outcome = lock.NotYet
+		return res, nil
+	case tick < b.epoch.UnixMilli():
+		res.Outcome = lock.StoreLost
+		return res, nil
+	}
+
 	st := b.tasks[req.Task]
 	if st == nil {
 		st = &taskState{}
 		b.tasks[req.Task] = st
 	}
-	var res lock.ClaimResult
-	if st.claimed {
-		res.Previous = time.UnixMilli(st.lastTick).UTC()
+	last, busy := st.last, st.busy
+	if last > horizon {
+		// Written while the clock read differently (see lock.Claimer).
+		res.FutureRecord = msTime(last)
+		last = st.prev
+		if last > horizon {
+			last = 0
+		}
 	}
-	tick := req.Tick.UnixMilli()
+	if busy > horizon {
+		busy = 0
+	}
+	decided := max(last, busy)
+	res.Previous = msTime(decided)
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
-	if st.claimed && tick <= st.lastTick {
-		if e := b.locks[key]; tick == st.lastTick && req.Session != "" && req.Session == st.session &&
+	if last != 0 && tick <= last {
+		if e := b.locks[key]; tick == st.last && req.Session != "" && req.Session == st.session &&
 			e != nil && e.owner == req.Owner && e.token == st.fence {
 			// The same process asks again: its first answer was lost.
 			b.set(key, req.Owner, st.fence, now.Add(req.TTL))
-			return lock.ClaimResult{Outcome: lock.Claimed, Previous: st.prev,
-				Lease: lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}}, nil
+			res.Outcome, res.Previous = lock.Claimed, msTime(st.prev)
+			res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
+			return res, nil
 		}
 		res.Outcome = lock.AlreadyClaimed
 		return res, nil
 	}
+	if busy != 0 && tick <= busy {
+		res.Outcome = lock.Busy
+		return res, nil
+	}
 	if req.Policy == lock.Forbid && b.locks[key] != nil {
+		st.busy = tick
 		res.Outcome = lock.Busy
 		return res, nil
 	}
@@ -210,13 +255,20 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	// The token also follows the clock, so that it keeps rising even if this
 	// record is lost and rebuilt from nothing.
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
-	st.prev = res.Previous
-	st.lastTick, st.claimed = tick, true
+	st.last, st.prev, st.busy = tick, decided, 0 // busy is older: decided by it
 	st.session = req.Session
 	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 	res.Outcome = lock.Claimed
 	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
 	return res, nil
+}
+
+// msTime is the inverse of time.Time.UnixMilli, in UTC; 0 is the zero time.
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {

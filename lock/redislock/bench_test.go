@@ -15,7 +15,9 @@ import (
 
 func realBackend(b *testing.B) *redislock.Backend {
 	c := redistest.Client(b)
-	return redislock.New(c, redislock.WithKeyPrefix(redistest.Prefix(b, c)))
+	prefix := redistest.Prefix(b, c)
+	backdate(b, c, prefix)
+	return redislock.New(c, redislock.WithKeyPrefix(prefix))
 }
 
 func miniBackend(b *testing.B) *redislock.Backend {

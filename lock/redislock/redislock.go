@@ -90,6 +90,7 @@ func (b *Backend) lockKey(key string) string    { return b.prefix + "lock:" + ke
 func (b *Backend) fenceKey(key string) string   { return b.prefix + "fence:" + key }
 func (b *Backend) ownerKey(owner string) string { return b.prefix + "owner:" + owner }
 func (b *Backend) stateKey(task string) string  { return b.prefix + "state:" + task }
+func (b *Backend) epochKey() string             { return b.prefix + "epoch" }
 
 // keys are the keys of the scripts that touch one lock.
 func (b *Backend) keys(key, owner string) []string {
@@ -182,6 +183,20 @@ func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) 
 	return uint64(n), nil
 }
 
+func (b *Backend) Epoch(ctx context.Context) (time.Time, time.Time, error) {
+	if b.err != nil {
+		return time.Time{}, time.Time{}, b.err
+	}
+	reply, err := epochScript.Run(ctx, b.client, []string{b.epochKey()}).Int64Slice()
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("redislock: epoch: %w", err)
+	}
+	if len(reply) != 2 || reply[0] <= 0 || reply[1] <= 0 {
+		return time.Time{}, time.Time{}, fmt.Errorf("redislock: epoch: unexpected reply %v from the store", reply)
+	}
+	return time.UnixMilli(reply[0]).UTC(), time.UnixMilli(reply[1]).UTC(), nil
+}
+
 func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
 	if err := lock.CheckClaim(req); err != nil {
 		return lock.ClaimResult{}, err
@@ -191,8 +206,8 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	}
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	reply, err := claimScript.Run(ctx, b.client,
-		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key)},
-		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session,
+		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key), b.epochKey()},
+		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session, ms(req.MaxSkew),
 	).Slice()
 	if err != nil {
 		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: %w", req.Task, req.Tick.UTC(), err)
@@ -207,29 +222,33 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	return res, nil
 }
 
-// parseClaim reads the claim script's {outcome, previous, token} reply.
+// parseClaim reads the claim script's {outcome, previous, token, now,
+// epoch, future} reply.
 func parseClaim(reply []any) (lock.ClaimResult, error) {
 	var res lock.ClaimResult
-	if len(reply) < 2 {
-		return res, errors.New("too short")
+	if len(reply) != 6 {
+		return res, fmt.Errorf("%d fields, want 6", len(reply))
 	}
 	code, ok := reply[0].(int64)
-	if !ok || code < 1 || code > 3 {
+	if !ok || code < int64(lock.Claimed) || code > int64(lock.StoreLost) {
 		return res, errors.New("bad outcome")
 	}
 	res.Outcome = lock.Outcome(code)
-	if prev, _ := reply[1].(string); prev != "" {
-		msec, err := strconv.ParseInt(prev, 10, 64)
-		if err != nil {
-			return res, fmt.Errorf("previous tick: %w", err)
-		}
-		res.Previous = time.UnixMilli(msec).UTC()
+	var err error
+	if res.Previous, err = msField(reply[1], "previous tick"); err != nil {
+		return res, err
 	}
+	if res.FutureRecord, err = msField(reply[5], "future record"); err != nil {
+		return res, err
+	}
+	now, ok1 := reply[3].(int64)
+	epoch, ok2 := reply[4].(int64)
+	if !ok1 || !ok2 || now <= 0 || epoch <= 0 {
+		return res, errors.New("bad clock or epoch")
+	}
+	res.StoreTime, res.Epoch = time.UnixMilli(now).UTC(), time.UnixMilli(epoch).UTC()
 	if res.Outcome != lock.Claimed {
 		return res, nil
-	}
-	if len(reply) != 3 {
-		return res, errors.New("no token")
 	}
 	tok, _ := reply[2].(string)
 	token, err := strconv.ParseUint(tok, 10, 64)
@@ -238,6 +257,22 @@ func parseClaim(reply []any) (lock.ClaimResult, error) {
 	}
 	res.Lease.Token = token
 	return res, nil
+}
+
+// msField reads an optional Unix-millisecond string of a script's reply.
+func msField(v any, what string) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s: not a string", what)
+	}
+	if s == "" {
+		return time.Time{}, nil
+	}
+	msec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", what, err)
+	}
+	return time.UnixMilli(msec).UTC(), nil
 }
 
 func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {

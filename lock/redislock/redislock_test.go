@@ -32,6 +32,7 @@ func TestConformanceMiniredis(t *testing.T) {
 	locktest.Run(t, locktest.Harness{
 		New: func(t *testing.T) (lock.Store, func(time.Duration)) {
 			m, c := newMini(t)
+			backdate(t, c, redislock.DefaultKeyPrefix)
 			return redislock.New(c), m.FastForward
 		},
 		TTL:         time.Second,
@@ -43,7 +44,9 @@ func TestConformanceRedis(t *testing.T) {
 	c := redistest.Client(t)
 	locktest.Run(t, locktest.Harness{
 		New: func(t *testing.T) (lock.Store, func(time.Duration)) {
-			return redislock.New(c, redislock.WithKeyPrefix(redistest.Prefix(t, c))), time.Sleep
+			prefix := redistest.Prefix(t, c)
+			backdate(t, c, prefix)
+			return redislock.New(c, redislock.WithKeyPrefix(prefix)), time.Sleep
 		},
 		TTL:         time.Second,
 		Unreachable: unreachable,

@@ -158,25 +158,91 @@ func TestOwnerIndexDoesNotGrow(t *testing.T) {
 	}
 }
 
-// TestTokensSurviveStoreLoss: a store that restarts empty (no persistence)
-// loses the claim records, but the tokens it issues afterwards still rise, so
-// downstream systems that fence on them keep accepting the new holders.
-func TestTokensSurviveStoreLoss(t *testing.T) {
-	m, c := newMini(t)
-	b := redislock.New(c)
-	claim := func(minute int) uint64 {
-		t.Helper()
-		res, err := b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: time.Unix(int64(minute)*60, 0), Owner: "a", TTL: time.Minute, Policy: lock.Allow})
-		if err != nil || res.Outcome != lock.Claimed {
-			t.Fatalf("Claim = %+v, %v", res, err)
+// TestStoreLossIsNoticed: a store that restarts empty (no persistence)
+// loses the claim records. It gets a new epoch at its first call, so a tick
+// from before the loss is refused as store-lost, never claimed a second time;
+// and the tokens it issues afterwards still rise, so downstream systems that
+// fence on them keep accepting the new holders.
+func TestStoreLossIsNoticed(t *testing.T) {
+	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
+		backdate(t, c, prefix)
+		b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+		oldEpoch, now, err := b.Epoch(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return res.Lease.Token
+		req := lock.ClaimRequest{Task: "t", Tick: now.Add(-time.Second), Owner: "a", TTL: time.Minute, Policy: lock.Allow, MaxSkew: time.Second}
+		before, err := b.Claim(ctx, req)
+		if err != nil || before.Outcome != lock.Claimed || !before.Epoch.Equal(oldEpoch) {
+			t.Fatalf("Claim = %+v, %v; want claimed at epoch %v", before, err, oldEpoch)
+		}
+		// The restart: every key of the deployment gone, scripts too.
+		keys, err := c.Keys(ctx, prefix+"*").Result()
+		if err != nil || len(keys) == 0 {
+			t.Fatalf("keys under %q: %v, %v", prefix, keys, err)
+		}
+		c.Del(ctx, keys...)
+		c.ScriptFlush(ctx)
+
+		req.Owner = "b" // a replica whose claim of the same tick failed, retrying
+		again, err := b.Claim(ctx, req)
+		if err != nil || again.Outcome != lock.StoreLost {
+			t.Fatalf("Claim of the tick claimed before the loss = %+v, %v; want store-lost", again, err)
+		}
+		if !again.Epoch.After(req.Tick) || !again.Epoch.After(oldEpoch) {
+			t.Errorf("epoch after the loss = %v; want a new one after the tick %v", again.Epoch, req.Tick)
+		}
+		newEpoch, _, err := b.Epoch(ctx)
+		if err != nil || !newEpoch.Equal(again.Epoch) {
+			t.Fatalf("Epoch = %v, %v; want %v", newEpoch, err, again.Epoch)
+		}
+		req.Tick = newEpoch
+		after, err := b.Claim(ctx, req)
+		if err != nil || after.Outcome != lock.Claimed {
+			t.Fatalf("Claim at the new epoch = %+v, %v", after, err)
+		}
+		if after.Lease.Token <= before.Lease.Token {
+			t.Errorf("token after the store lost its data = %d; want above %d", after.Lease.Token, before.Lease.Token)
+		}
+	})
+}
+
+// TestFutureRecordDisregarded: a claim record ahead of the server's clock
+// (written by a beat before the clock check, or before the server's clock
+// stepped back) does not make correct replicas skip; the claim falls back
+// to the tick decided before it.
+func TestFutureRecordDisregarded(t *testing.T) {
+	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
+		backdate(t, c, prefix)
+		b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+		_, now, err := b.Epoch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		past, future := now.Add(-time.Minute), now.Add(30*time.Minute)
+		c.HSet(ctx, prefix+"state:t", "tick", future.UnixMilli(), "fence", 7, "prev", past.UnixMilli(), "session", "")
+		req := lock.ClaimRequest{Task: "t", Tick: past, Owner: "a", TTL: time.Minute, MaxSkew: 2 * time.Second}
+		if res, err := b.Claim(ctx, req); err != nil || res.Outcome != lock.AlreadyClaimed || !res.FutureRecord.Equal(future.Truncate(time.Millisecond)) {
+			t.Fatalf("Claim of the tick before the record = %+v, %v; want already-claimed, future record %v", res, err, future)
+		}
+		req.Tick = now.Add(-time.Second)
+		res, err := b.Claim(ctx, req)
+		if err != nil || res.Outcome != lock.Claimed || !res.Previous.Equal(past.Truncate(time.Millisecond)) {
+			t.Fatalf("Claim = %+v, %v; want claimed after %v", res, err, past)
+		}
+	})
+}
+
+// backdate sets the epoch of the deployment under prefix three hours back,
+// so that a test has past ticks to claim (see locktest.Harness.New).
+func backdate(t testing.TB, c *redis.Client, prefix string) {
+	t.Helper()
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
 	}
-	before := claim(2)
-	m.FlushAll()
-	c.ScriptFlush(ctx) // a restarted server has no scripts cached either
-	if after := claim(1); after <= before {
-		t.Errorf("token after the store lost its data = %d; want above %d", after, before)
+	if err := c.Set(ctx, prefix+"epoch", now.Add(-3*time.Hour).UnixMilli(), 0).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -206,6 +272,7 @@ func TestStoreFailuresAreErrors(t *testing.T) {
 
 	m, wrongType := newMini(t)
 	m.HSet(redislock.DefaultKeyPrefix+"lock:k", "field", "value")
+	backdate(t, wrongType, redislock.DefaultKeyPrefix) // so the claim gets as far as the lock
 
 	cases := []struct {
 		name   string
@@ -227,7 +294,7 @@ func TestStoreFailuresAreErrors(t *testing.T) {
 			if tc.name != "script error (WRONGTYPE)" && (err == nil || n != 0) {
 				t.Fatalf("ReleaseAll = %v, %v; want 0 and an error", n, err)
 			}
-			res, err := b.Claim(ctx, lock.ClaimRequest{Task: "k", Tick: time.Unix(60, 0), Owner: "a", TTL: time.Second})
+			res, err := b.Claim(ctx, lock.ClaimRequest{Task: "k", Tick: time.Now().Add(-time.Second), Owner: "a", TTL: time.Second})
 			if err == nil || res.Outcome != 0 {
 				t.Fatalf("Claim = %+v, %v; want no outcome and an error", res, err)
 			}
