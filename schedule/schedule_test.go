@@ -360,3 +360,30 @@ func FuzzParse(f *testing.F) {
 		Between(s, from, from.AddDate(1, 0, 0), 3)
 	})
 }
+
+func TestMinInterval(t *testing.T) {
+	from := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		spec string
+		want time.Duration
+	}{
+		{"@every 90s", 90 * time.Second},
+		{"*/5 * * * *", 5 * time.Minute},
+		{"0 9,17 * * *", 8 * time.Hour},      // 9:00 to 17:00, not 17:00 to 9:00
+		{"0 0 1,2 * *", 24 * time.Hour},      // the 1st to the 2nd of a month
+		{"*/20 * * * * *", 20 * time.Second}, // six fields
+		{"0 0 * * 1", 7 * 24 * time.Hour},    // weekly
+		{"0 0 1 1 *", 365 * 24 * time.Hour},  // yearly, from 2027 (no leap day before 2028)
+	}
+	for _, c := range cases {
+		t.Run(c.spec, func(t *testing.T) {
+			s, err := Parse(c.spec, time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := MinInterval(s, from, 50); got != c.want {
+				t.Errorf("MinInterval(%q) = %v; want %v", c.spec, got, c.want)
+			}
+		})
+	}
+}
