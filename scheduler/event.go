@@ -15,13 +15,25 @@ const (
 	Claimed EventKind = iota + 1
 	// AlreadyClaimed: another replica (or an earlier attempt) has the tick.
 	AlreadyClaimed
-	// Busy: the policy is Forbid and the previous run still holds the lock;
-	// the tick is skipped.
+	// Busy: the policy is Forbid and the previous run still held the lock
+	// when the tick came; the tick is skipped.
 	Busy
-	// Missed: Count ticks up to Tick were not run (Reason says why).
+	// Missed: Count ticks up to Tick were not run (Reason says why): this
+	// replica fell behind, a tick's starting deadline passed before it could
+	// be claimed, a newer tick came due first, or (reported once per task by
+	// a starting replica) no replica was up for them.
 	Missed
-	// ClaimFailed: the store could not be asked in time; the tick is skipped.
+	// ClaimFailed: the store could not be asked in time, or its answer came
+	// too late to trust the lease; the tick is skipped (Err says why).
 	ClaimFailed
+	// ClockAhead: the tick lies further ahead of the lock store's clock than
+	// the max clock skew: this replica's clock is wrong. Skipped here; the
+	// replicas with right clocks claim it.
+	ClockAhead
+	// StoreLost: the lock store holds no record from before its epoch (new,
+	// or it lost its records), so it cannot tell whether the tick already
+	// ran; it is skipped so that it never runs twice.
+	StoreLost
 	// Succeeded and Failed: a run ended, without or with Err.
 	Succeeded
 	Failed
@@ -33,7 +45,8 @@ const (
 )
 
 var eventNames = [...]string{Claimed: "claimed", AlreadyClaimed: "already-claimed", Busy: "busy",
-	Missed: "missed", ClaimFailed: "claim-failed", Succeeded: "succeeded", Failed: "failed", Lost: "lost", Renewed: "renewed"}
+	Missed: "missed", ClaimFailed: "claim-failed", ClockAhead: "clock-ahead", StoreLost: "store-lost",
+	Succeeded: "succeeded", Failed: "failed", Lost: "lost", Renewed: "renewed"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && eventNames[k] != "" {
@@ -49,14 +62,15 @@ type Event struct {
 	Tick     time.Time // the tick's nominal instant
 	Token    uint64    // fencing token, once claimed
 	Count    int       // Missed: how many ticks (missedLimit means that many or more)
-	Reason   string    // Missed: why
-	Err      error     // Failed, ClaimFailed, Lost
+	Reason   string    // Missed, StoreLost: why
+	Err      error     // Failed, ClaimFailed, ClockAhead, Lost
 	Duration time.Duration
 }
 
-// Stats counts events by kind since the scheduler was made.
+// Stats counts events by kind since the scheduler was made; Missed counts
+// ticks, not events.
 type Stats struct {
-	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, Succeeded, Failed, Lost, Renewed uint64
+	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, ClockAhead, StoreLost, Succeeded, Failed, Lost, Renewed uint64
 }
 
 type counters [len(eventNames)]atomic.Uint64
@@ -66,7 +80,8 @@ func (s *Scheduler) Stats() Stats {
 	c := &s.stats
 	return Stats{
 		Claimed: c[Claimed].Load(), AlreadyClaimed: c[AlreadyClaimed].Load(), Busy: c[Busy].Load(),
-		Missed: c[Missed].Load(), ClaimFailed: c[ClaimFailed].Load(), Succeeded: c[Succeeded].Load(),
+		Missed: c[Missed].Load(), ClaimFailed: c[ClaimFailed].Load(), ClockAhead: c[ClockAhead].Load(),
+		StoreLost: c[StoreLost].Load(), Succeeded: c[Succeeded].Load(),
 		Failed: c[Failed].Load(), Lost: c[Lost].Load(), Renewed: c[Renewed].Load(),
 	}
 }
@@ -102,8 +117,19 @@ func (s *Scheduler) emit(ev Event) {
 		level, msg = slog.LevelWarn, "ticks missed"
 		attrs = append(attrs, "count", ev.Count, "reason", ev.Reason)
 	case ClaimFailed:
-		level, msg = slog.LevelError, "tick skipped: could not claim it before its starting deadline"
+		level, msg = slog.LevelError, "tick skipped: the claim failed"
 		attrs = append(attrs, "err", ev.Err)
+	case ClockAhead:
+		level, msg = slog.LevelError, "tick skipped: this replica's clock is ahead of the lock store's"
+		attrs = append(attrs, "err", ev.Err)
+	case StoreLost:
+		level, msg = slog.LevelWarn, "tick skipped: the lock store lost its records"
+		if ev.Tick.Before(s.startedAt) {
+			// A tick before this start, not caught up: what a single
+			// replica on the in-memory store sees at every start.
+			level, msg = slog.LevelInfo, "tick from before this start not caught up: the lock store has no record of it"
+		}
+		attrs = append(attrs, "reason", ev.Reason)
 	case Lost:
 		level, msg = slog.LevelError, "lease lost: run cancelled, another replica may take the task"
 		attrs = append(attrs, "err", ev.Err)

@@ -130,6 +130,8 @@ func (b *testBundle) quiet(t *testing.T) {
 	}
 }
 
+func quietLog() scheduler.Option { return scheduler.WithLogger(slog.New(slog.DiscardHandler)) }
+
 func every(t *testing.T, spec string) schedule.Schedule {
 	t.Helper()
 	s, err := schedule.Parse(spec, time.UTC)

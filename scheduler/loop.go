@@ -18,7 +18,7 @@ const missedLimit = 10_000
 
 // due is a task's next tick and when this replica will try to claim it.
 type due struct {
-	task   *Task
+	task   *job
 	tick   time.Time // nominal instant: the tick's identity
 	fireAt time.Time // tick plus this replica's jitter
 }
@@ -40,9 +40,10 @@ func (q *queue) Pop() any {
 
 func (s *Scheduler) loop(ctx context.Context) {
 	defer close(s.loopDone)
+	s.readEpoch(ctx)
 	now := s.clock.Now()
 	var q queue
-	for _, t := range s.tasks {
+	for _, t := range s.jobs {
 		if t.Suspend {
 			continue
 		}
@@ -71,6 +72,8 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// From here on, a claim of an older tick of the task is abandoned.
+		d.task.latest.Store(d.tick.UnixNano())
 		s.runs.Add(1)
 		go s.handle(d.task, d.tick)
 		s.advance(d, d.tick, now, false)
@@ -82,6 +85,25 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 	s.log.Info("no task has ticks left to fire")
 	<-ctx.Done()
+}
+
+// readEpoch asks the store for its epoch before the first claim, so that a
+// new store's epoch dates from this start (and the first ticks after it can
+// be claimed), and so that the ticks before it are not caught up. A store
+// that does not answer yet is no reason to wait: every claim retries.
+func (s *Scheduler) readEpoch(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, min(s.ttl, 2*time.Second))
+	defer cancel()
+	epoch, now, err := s.store.Epoch(ctx)
+	if err != nil {
+		s.log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim before their starting deadline are skipped", "err", err)
+		return
+	}
+	s.noteEpoch(epoch)
+	if skew := s.clock.Now().Sub(now); skew > s.maxSkew || -skew > s.maxSkew {
+		s.log.Warn("this replica's clock disagrees with the lock store's by more than max_clock_skew; the store's clock judges when a tick has come",
+			"clock_minus_store", skew, "max_clock_skew", s.maxSkew)
+	}
 }
 
 // advance sets d to the task's next tick to try after prev (zero on start).
@@ -104,16 +126,16 @@ func (s *Scheduler) advance(d *due, prev, now time.Time, starting bool) {
 		if !next.IsZero() && !next.After(now) {
 			// Fallen behind: ticks in (prev, now] are all due at once.
 			latest, n := schedule.Between(t.Schedule, prev, now, missedLimit)
+			skipped := latest
 			if now.Before(t.deadline(latest)) {
 				next, n = latest, n-1
+				skipped, _ = schedule.Between(t.Schedule, prev, latest.Add(-time.Nanosecond), 0)
 			} else {
 				next = t.Schedule.Next(now)
 			}
 			if n > 0 {
-				// Not counted as missed here: other replicas may have run
-				// them; the next claim's record tells whether anyone did.
-				s.log.Warn("fell behind (process paused, or the wall clock stepped forward); not trying older ticks",
-					"task", t.Name, "skipped", n, "up_to", latest.UTC())
+				s.emit(Event{Kind: Missed, Task: t.Name, Tick: skipped, Count: n,
+					Reason: "this replica fell behind (the process was paused, or the wall clock stepped forward); only the most recent due tick is tried"})
 			}
 		}
 	}

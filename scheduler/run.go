@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/beatlock/beat/lock"
@@ -13,12 +14,13 @@ import (
 )
 
 // handle claims one tick and, if this replica gets it, runs it.
-func (s *Scheduler) handle(t *Task, tick time.Time) {
+func (s *Scheduler) handle(t *job, tick time.Time) {
 	defer s.runs.Done()
 	res, validFrom, ok := s.claim(t, tick)
 	if !ok {
 		return
 	}
+	s.reportUndecided(t, tick, res)
 	switch res.Outcome {
 	case lock.AlreadyClaimed:
 		s.emit(Event{Kind: AlreadyClaimed, Task: t.Name, Tick: tick})
@@ -26,28 +28,58 @@ func (s *Scheduler) handle(t *Task, tick time.Time) {
 	case lock.Busy:
 		s.emit(Event{Kind: Busy, Task: t.Name, Tick: tick})
 		return
-	}
-	if !res.Previous.IsZero() {
-		// Ticks between the last claimed one and this were claimed by no one.
-		if _, n := schedule.Between(t.Schedule, res.Previous, tick, missedLimit); n > 1 {
-			s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: n - 1,
-				Reason: fmt.Sprintf("no replica claimed them since %v (all down, store down, or skipped as busy)", res.Previous.UTC())})
-		}
+	case lock.ClockAhead:
+		s.emit(Event{Kind: ClockAhead, Task: t.Name, Tick: tick, Err: fmt.Errorf(
+			"this replica's clock is wrong: the tick is %v ahead of the lock store's clock (%v), more than max_clock_skew (%v); fix the clock (NTP)",
+			tick.Sub(res.StoreTime), res.StoreTime, s.maxSkew)})
+		return
+	case lock.StoreLost:
+		s.emit(Event{Kind: StoreLost, Task: t.Name, Tick: tick, Reason: fmt.Sprintf(
+			"the lock store holds no claim record from before %v (it is new, or it restarted without its data), so it cannot tell whether this tick already ran; skipped so that it never runs twice",
+			res.Epoch)})
+		return
 	}
 	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token})
 	s.execute(t, tick, res.Lease, validFrom)
 }
 
-// claim asks the store for tick, retrying with backoff while the store
-// fails and the tick's starting deadline has not passed. It reports when
-// the successful attempt was sent (the lease is valid from then) and
-// whether there is an outcome to act on.
-func (s *Scheduler) claim(t *Task, tick time.Time) (lock.ClaimResult, time.Time, bool) {
+// reportUndecided reports, at the store's first answer about the task, the
+// ticks before this process started that no replica decided (claimed, or
+// skipped as busy): every replica was down, or the store. Later ticks are
+// this process's to report, when it skips them.
+func (s *Scheduler) reportUndecided(t *job, tick time.Time, res lock.ClaimResult) {
+	switch res.Outcome {
+	case lock.Claimed, lock.AlreadyClaimed, lock.Busy:
+	default:
+		return
+	}
+	if !t.answered.CompareAndSwap(false, true) || res.Outcome != lock.Claimed || res.Previous.IsZero() {
+		return
+	}
+	upTo := tick.Add(-time.Nanosecond)
+	if before := s.startedAt.Add(-time.Nanosecond); before.Before(upTo) {
+		upTo = before
+	}
+	if latest, n := schedule.Between(t.Schedule, res.Previous, upTo, missedLimit); n > 0 {
+		s.emit(Event{Kind: Missed, Task: t.Name, Tick: latest, Count: n,
+			Reason: fmt.Sprintf("no replica claimed them between %v and this replica's start (every replica down, or the lock store)", res.Previous.UTC())})
+	}
+}
+
+// claim asks the store for tick until it has an answer to act on: it
+// retries with backoff while the store fails, waits while the store's clock
+// has not reached the tick, and gives up (reporting why) when the tick's
+// starting deadline passes, when a newer tick of the task comes due, or when
+// the scheduler stops. It returns when the successful attempt was sent (the
+// lease is valid from then). No attempt is sent after the deadline, and no
+// lease is handed on that is no longer trusted.
+func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, bool) {
 	deadline := t.deadline(tick)
-	wait := s.backoff[0]
-	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.id, TTL: s.ttl, Policy: t.Policy, Session: s.session}
+	backoff := s.backoff[0]
+	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.owner, TTL: s.ttl, Policy: t.Policy,
+		Session: s.session, MaxSkew: s.maxSkew}
 	for attempt := 1; ; attempt++ {
-		if s.stopping() {
+		if s.stopping() || s.abandoned(t, tick, deadline) {
 			return lock.ClaimResult{}, time.Time{}, false
 		}
 		sent := s.clock.Now()
@@ -56,14 +88,27 @@ func (s *Scheduler) claim(t *Task, tick time.Time) (lock.ClaimResult, time.Time,
 		ctx, cancel := context.WithTimeout(context.Background(), min(s.ttl, 5*time.Second))
 		res, err := s.store.Claim(ctx, req)
 		cancel()
-		if err == nil {
+		var wait time.Duration
+		switch {
+		case err == nil && res.Outcome == lock.NotYet:
+			// The store's clock is behind this replica's: the tick comes
+			// when the store says so.
+			wait = max(tick.Sub(res.StoreTime), time.Millisecond)
+			s.log.Debug("tick not yet due by the lock store's clock; waiting for it", "task", t.Name, "tick", tick.UTC(), "wait", wait)
+		case err == nil:
+			s.noteAnswer(t.Name, res)
+			if res.Outcome == lock.Claimed && !s.keep(t, tick, res.Lease, sent) {
+				return lock.ClaimResult{}, time.Time{}, false
+			}
 			return res, sent, true
-		}
-		if !s.clock.Now().Add(wait).Before(deadline) {
+		case !s.clock.Now().Add(backoff).Before(deadline):
 			s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Err: fmt.Errorf("after %d attempts: %w", attempt, err)})
 			return lock.ClaimResult{}, time.Time{}, false
+		default:
+			s.log.Warn("claim failed; retrying", "task", t.Name, "tick", tick.UTC(), "attempt", attempt, "retry_in", backoff, "err", err)
+			wait = backoff
+			backoff = min(2*backoff, s.backoff[1])
 		}
-		s.log.Warn("claim failed; retrying", "task", t.Name, "tick", tick.UTC(), "attempt", attempt, "retry_in", wait, "err", err)
 		timer := s.clock.NewTimer(wait)
 		select {
 		case <-timer.C():
@@ -71,19 +116,86 @@ func (s *Scheduler) claim(t *Task, tick time.Time) (lock.ClaimResult, time.Time,
 			timer.Stop()
 			return lock.ClaimResult{}, time.Time{}, false
 		}
-		wait = min(2*wait, s.backoff[1])
+	}
+}
+
+// abandoned reports, as missed, a tick whose claim must not be sent: its
+// starting deadline has passed, or a newer tick of the task is due.
+func (s *Scheduler) abandoned(t *job, tick, deadline time.Time) bool {
+	var reason string
+	switch {
+	case t.latest.Load() > tick.UnixNano():
+		reason = "a newer tick of the task came due before this one could be claimed; only the most recent due tick is tried"
+	case !s.clock.Now().Before(deadline):
+		reason = fmt.Sprintf("its starting deadline (%v) passed before it could be claimed: the process was paused, its clock stepped, or the lock store was unreachable", deadline.Sub(tick))
+	default:
+		return false
+	}
+	s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Reason: reason})
+	return true
+}
+
+// keep decides whether a claimed lease may be run: not when its answer came
+// so late that the lease is no longer trusted, nor when a newer tick of the
+// task came due meanwhile. A lease not kept is released (the tick stays
+// claimed, so it runs nowhere) and the tick reported.
+func (s *Scheduler) keep(t *job, tick time.Time, lease lock.Lease, sent time.Time) bool {
+	took := s.clock.Now().Sub(sent)
+	switch {
+	case took >= lock.TrustedFor(s.ttl):
+		s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Token: lease.Token, Err: fmt.Errorf(
+			"the claim's answer took %v, past 9/10 of the lock ttl (%v): its lease may already have expired, so the run was not started", took, s.ttl)})
+	case t.latest.Load() > tick.UnixNano():
+		s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Token: lease.Token,
+			Reason: "a newer tick of the task came due while this one was being claimed; only the most recent due tick is run"})
+	default:
+		return true
+	}
+	s.release(lease, tick, false)
+	return false
+}
+
+// noteAnswer logs what an answer says about the store itself: a new epoch
+// (it lost its records) or a claim record ahead of its clock.
+func (s *Scheduler) noteAnswer(task string, res lock.ClaimResult) {
+	s.noteEpoch(res.Epoch)
+	if !res.FutureRecord.IsZero() {
+		s.log.Error("the lock store's claim record of this task lies ahead of the store's clock (a store clock stepped back, a restored backup, or an older beat with a wrong clock wrote it); disregarded, the ticks up to it run when they come",
+			"task", task, "record", res.FutureRecord, "store_time", res.StoreTime)
+	}
+}
+
+// noteEpoch remembers the store's epoch, and says so once when it changes:
+// the store lost its records.
+func (s *Scheduler) noteEpoch(epoch time.Time) {
+	if epoch.IsZero() {
+		return
+	}
+	e := epoch.UnixMilli()
+	old := s.epoch.Load()
+	// Epochs only rise; an answer sent before the store lost its records
+	// may arrive after one sent later.
+	for e > old && !s.epoch.CompareAndSwap(old, e) {
+		old = s.epoch.Load()
+	}
+	if old != 0 && e > old {
+		s.log.Warn("the lock store lost its claim records (it restarted without persistence, or failed over to a replica without them); ticks before its new epoch are skipped, never run twice",
+			"epoch", epoch.UTC(), "previous_epoch", time.UnixMilli(old).UTC())
 	}
 }
 
 // execute runs a claimed tick under a renewed lease and releases it after.
-func (s *Scheduler) execute(t *Task, tick time.Time, lease lock.Lease, validFrom time.Time) {
+func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom time.Time) {
 	ctx, cancel := context.WithCancelCause(s.runCtx)
 	defer cancel(nil)
+	var validUntil instant // zero once the lease is lost
+	validUntil.set(validFrom.Add(lock.TrustedFor(s.ttl)))
+	ctx = tasks.WithStopGrace(ctx, func() time.Duration { return s.stopGrace(&validUntil) })
 	renewDone := make(chan struct{})
 	stopRenew := make(chan struct{})
 	go func() {
 		defer close(renewDone)
-		s.keepLease(lease, validFrom, stopRenew, cancel)
+		s.keepLease(lease, &validUntil, stopRenew, cancel)
 	}()
 	if t.Timeout > 0 {
 		// On the scheduler's clock rather than context.WithTimeout, so that
@@ -152,13 +264,41 @@ func (s *Scheduler) release(lease lock.Lease, tick time.Time, lost bool) {
 
 // call runs the task's Func, turning a panic into an error: a task must not
 // take the scheduler, and every other task, down with it.
-func call(ctx context.Context, t *Task, run tasks.Run) (err error) {
+func call(ctx context.Context, t *job, run tasks.Run) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("task %q panicked: %v\n%s", t.Name, p, debug.Stack())
 		}
 	}()
 	return t.Func(ctx, run)
+}
+
+// stopGrace is how long a cancelled run may still take to return: what is
+// left of its lease, and at shutdown no more than until the locks are
+// released.
+func (s *Scheduler) stopGrace(validUntil *instant) time.Duration {
+	until := validUntil.get()
+	if r := s.releaseAt.get(); !r.IsZero() && r.Before(until) {
+		until = r
+	}
+	if until.IsZero() {
+		return 0
+	}
+	return until.Sub(s.clock.Now())
+}
+
+// instant is a time shared between goroutines. It keeps the monotonic
+// reading of the time it was set from, so durations to it ignore steps of
+// the wall clock.
+type instant struct{ p atomic.Pointer[time.Time] }
+
+func (i *instant) set(t time.Time) { i.p.Store(&t) }
+
+func (i *instant) get() time.Time {
+	if p := i.p.Load(); p != nil {
+		return *p
+	}
+	return time.Time{}
 }
 
 // keepLease renews the lease every renew interval until stop is closed. It
@@ -169,16 +309,19 @@ func call(ctx context.Context, t *Task, run tasks.Run) (err error) {
 // sent, which is no later than the store started its ttl, and ends a tenth
 // of the ttl early, to leave the run time to notice before the store expires
 // the lock (clocks of different machines also tick at slightly different
-// rates).
-func (s *Scheduler) keepLease(lease lock.Lease, validFrom time.Time, stop <-chan struct{}, cancel context.CancelCauseFunc) {
+// rates). validUntil holds it, and the zero time once the lease is lost.
+func (s *Scheduler) keepLease(lease lock.Lease, validUntil *instant, stop <-chan struct{}, cancel context.CancelCauseFunc) {
 	trust := lock.TrustedFor(s.ttl)
-	validUntil := validFrom.Add(trust)
+	lost := func(err error) {
+		validUntil.set(time.Time{})
+		cancel(err)
+	}
 	next := s.renew
 	for {
-		now := s.clock.Now()
-		left := validUntil.Sub(now)
+		until := validUntil.get()
+		left := until.Sub(s.clock.Now())
 		if left <= 0 {
-			cancel(fmt.Errorf("%w: no renewal succeeded in time (lock ttl %v)", lock.ErrLost, s.ttl))
+			lost(fmt.Errorf("%w: no renewal succeeded in time (lock ttl %v)", lock.ErrLost, s.ttl))
 			return
 		}
 		timer := s.clock.NewTimer(min(next, left))
@@ -189,22 +332,22 @@ func (s *Scheduler) keepLease(lease lock.Lease, validFrom time.Time, stop <-chan
 		case <-timer.C():
 		}
 		sent := s.clock.Now()
-		if !sent.Before(validUntil) {
+		if !sent.Before(until) {
 			continue // expired while waiting: cancel above
 		}
-		ctx, c := context.WithTimeout(context.Background(), validUntil.Sub(sent))
+		ctx, c := context.WithTimeout(context.Background(), until.Sub(sent))
 		ok, err := s.renewLease(ctx, lease)
 		c()
 		switch {
 		case err != nil:
 			// Try again soon: there may be time left before the lease runs out.
-			next = min(s.renew, max(validUntil.Sub(s.clock.Now())/4, 10*time.Millisecond))
-			s.log.Warn("lease renewal failed; retrying", "task", lease.Task, "token", lease.Token, "valid_for", validUntil.Sub(s.clock.Now()), "err", err)
+			next = min(s.renew, max(until.Sub(s.clock.Now())/4, 10*time.Millisecond))
+			s.log.Warn("lease renewal failed; retrying", "task", lease.Task, "token", lease.Token, "valid_for", until.Sub(s.clock.Now()), "err", err)
 		case !ok:
-			cancel(fmt.Errorf("%w: the store no longer holds this lease (expired, or replaced by a newer claim)", lock.ErrLost))
+			lost(fmt.Errorf("%w: the store no longer holds this lease (expired, or replaced by a newer claim)", lock.ErrLost))
 			return
 		default:
-			validUntil = sent.Add(trust)
+			validUntil.set(sent.Add(trust))
 			next = s.renew
 			s.emit(Event{Kind: Renewed, Task: lease.Task, Token: lease.Token})
 		}

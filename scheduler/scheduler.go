@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,7 +35,7 @@ import (
 
 // Task is one scheduled task.
 type Task struct {
-	Name     string // unique; the lock key derives from it
+	Name     string // unique, without '@' (see lock.CheckTask); the lock key derives from it
 	Schedule schedule.Schedule
 	Func     tasks.Func
 	Type     string         // the registered type name, passed on in tasks.Run
@@ -41,15 +43,18 @@ type Task struct {
 	// Timeout bounds a run; 0 means none.
 	Timeout time.Duration
 	Policy  lock.Policy
-	// StartingDeadline is how late a tick may still be claimed, on start,
-	// after a store outage or when the process fell behind. 0 means until
-	// the next tick is due, but at most DefaultStartingDeadline. Only the
-	// most recent due tick is ever run; older ones are counted as missed.
+	// StartingDeadline is how late a tick may still be claimed, whatever
+	// made it late: a start after it, a store outage, a paused process, a
+	// stepped clock. 0 means until the next tick is due, but at most
+	// DefaultStartingDeadline. No claim is sent after it, and only the most
+	// recent due tick is ever tried; older ones are counted as missed.
 	StartingDeadline time.Duration
 	// Suspend keeps the task from being scheduled.
 	Suspend bool
 	// Jitter delays each claim by a random amount in [0, Jitter), drawn per
-	// replica and tick; the tick's identity stays the nominal instant.
+	// replica and tick; the tick's identity stays the nominal instant. It
+	// may not exceed the starting deadline nor the shortest time between
+	// two ticks (see CheckTiming).
 	Jitter time.Duration
 }
 
@@ -75,6 +80,43 @@ func (t *Task) deadline(tick time.Time) time.Time {
 	return tick.Add(d)
 }
 
+// intervalSample is how many ticks CheckTiming looks at to find the
+// shortest time between two of them.
+const intervalSample = 400
+
+// CheckTiming checks that a jitter cannot push a claim past its tick's
+// starting deadline (startingDeadline, 0 for the default) or past the next
+// tick of sched. The schedule file's validation and New both apply it.
+func CheckTiming(sched schedule.Schedule, startingDeadline, jitter time.Duration) error {
+	if jitter <= 0 || sched == nil {
+		return nil
+	}
+	t := Task{Schedule: sched, StartingDeadline: startingDeadline}
+	if jitter > t.lateness() {
+		what := fmt.Sprintf("the starting deadline (%v)", t.lateness())
+		if startingDeadline == 0 {
+			what = fmt.Sprintf("the default starting deadline (%v)", DefaultStartingDeadline)
+		}
+		return fmt.Errorf("jitter %v could delay a claim past %s, and the tick would be skipped: use a jitter of at most %v, or a longer starting_deadline", jitter, what, t.lateness())
+	}
+	if gap := schedule.MinInterval(sched, time.Now(), intervalSample); gap > 0 && jitter > gap {
+		return fmt.Errorf("jitter %v could delay a claim past the next tick (ticks can be %v apart): use a jitter of at most %v", jitter, gap, gap)
+	}
+	return nil
+}
+
+// job is a task and what the scheduler keeps about it while it runs.
+type job struct {
+	Task
+	// latest is the most recent tick handed to a claim (Unix ns): a claim of
+	// an older tick is abandoned once a newer one is due.
+	latest atomic.Int64
+	// answered is set at the first answer of the store about the task; the
+	// ticks that nobody decided before this process started are reported
+	// then, once.
+	answered atomic.Bool
+}
+
 // ErrShutdown is the cause given to runs cancelled because the scheduler
 // stopped before they finished.
 var ErrShutdown = errors.New("scheduler: shutting down")
@@ -86,12 +128,13 @@ var ErrTimeout = errors.New("scheduler: task timeout")
 // it; Stop or StopAndCancel it to shut down.
 type Scheduler struct {
 	store    lock.Store
-	tasks    []*Task
+	jobs     []*job
 	id       string
 	clock    clock.Clock
 	log      *slog.Logger
 	ttl      time.Duration
 	renew    time.Duration
+	maxSkew  time.Duration
 	observe  func(Event)
 	backoff  [2]time.Duration // claim retry backoff: first, most
 	jitterMu sync.Mutex
@@ -100,12 +143,21 @@ type Scheduler struct {
 	stats counters
 
 	// session tells this process's claims from those of an earlier process
-	// with the same instance id (see lock.ClaimRequest.Session).
-	session string
+	// with the same instance id (see lock.ClaimRequest.Session), and owner,
+	// "<instance id>/<session>", owns its locks: two processes wrongly given
+	// one instance id never release each other's locks.
+	session, owner string
+
+	// epoch is the store's epoch (Unix ms) as this process last saw it.
+	epoch atomic.Int64
+	// releaseAt is when a stop releases the locks of runs that have not
+	// returned; zero until a stop cancels them.
+	releaseAt instant
 
 	// Set by Start, under mu; read-only afterwards.
 	mu        sync.Mutex
 	started   bool
+	startedAt time.Time
 	stopLoop  context.CancelFunc
 	stopped   <-chan struct{} // closed when claiming stops: Stop, or Start's ctx done
 	loopDone  chan struct{}
@@ -137,6 +189,11 @@ func WithLease(ttl, renewInterval time.Duration) Option {
 	return func(s *Scheduler) { s.ttl, s.renew = ttl, renewInterval }
 }
 
+// WithMaxClockSkew sets how far ahead of the lock store's clock a tick may
+// be and still be claimed once the store's clock reaches it (default 2s);
+// a tick further ahead means this replica's clock is wrong, and is refused.
+func WithMaxClockSkew(d time.Duration) Option { return func(s *Scheduler) { s.maxSkew = d } }
+
 // WithObserver calls f for every Event, synchronously: f must be quick.
 func WithObserver(f func(Event)) Option { return func(s *Scheduler) { s.observe = f } }
 
@@ -149,6 +206,9 @@ func WithClaimBackoff(first, most time.Duration) Option {
 	return func(s *Scheduler) { s.backoff = [2]time.Duration{first, most} }
 }
 
+// DefaultMaxClockSkew is the default of WithMaxClockSkew.
+const DefaultMaxClockSkew = 2 * time.Second
+
 // New returns a Scheduler for tasks on store. It checks what a schedule
 // file's validation cannot: that the options fit together.
 func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
@@ -159,9 +219,10 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 		log:     slog.Default(),
 		ttl:     30 * time.Second,
 		renew:   10 * time.Second,
+		maxSkew: DefaultMaxClockSkew,
 		backoff: [2]time.Duration{100 * time.Millisecond, 2 * time.Second},
 		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		session: uuid.NewString(),
+		session: strings.ReplaceAll(uuid.NewString(), "-", "")[:12],
 	}
 	for _, o := range opts {
 		o(s)
@@ -176,6 +237,9 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 	if err := lock.CheckRenewal(s.ttl, s.renew); err != nil {
 		errs = append(errs, err)
 	}
+	if s.maxSkew < 0 {
+		errs = append(errs, fmt.Errorf("max clock skew %v: must not be negative", s.maxSkew))
+	}
 	if s.backoff[0] <= 0 || s.backoff[1] < s.backoff[0] {
 		errs = append(errs, fmt.Errorf("claim backoff %v..%v: need 0 < first <= most", s.backoff[0], s.backoff[1]))
 	}
@@ -189,27 +253,38 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 			errs = append(errs, fmt.Errorf("task %q: defined twice", t.Name))
 		case t.Schedule == nil || t.Func == nil:
 			errs = append(errs, fmt.Errorf("task %q: needs a Schedule and a Func", t.Name))
+		default:
+			if err := errors.Join(lock.CheckTask(t.Name), CheckTiming(t.Schedule, t.StartingDeadline, t.Jitter)); err != nil {
+				errs = append(errs, fmt.Errorf("task %q: %w", t.Name, err))
+			}
 		}
 		names[t.Name] = true
-		s.tasks = append(s.tasks, &t)
+		s.jobs = append(s.jobs, &job{Task: t})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
+	s.owner = s.id + "/" + s.session
 	s.log = s.log.With("instance", s.id)
 	return s, nil
 }
 
-// InstanceID returns the id that owns this replica's locks.
+// InstanceID returns the replica's id, as its runs and log lines see it.
 func (s *Scheduler) InstanceID() string { return s.id }
+
+// Owner returns the owner of this process's locks in the store:
+// "<instance id>/<session>", new at every process start.
+func (s *Scheduler) Owner() string { return s.owner }
 
 // ErrRunsStillRunning is returned by Stop and StopAndCancel when runs had
 // not returned a moment after they were cancelled: their locks were released
 // all the same, so another replica may start the task while they go on.
 var ErrRunsStillRunning = errors.New("scheduler: runs still running after cancellation")
 
-// cancelGrace is how long runs get to return once cancelled.
-const cancelGrace = time.Second
+// cancelGrace is how long runs get to return once a stop cancelled them
+// (tasks.StopGrace tells them); their locks are released after it and a
+// moment more, whether they returned or not.
+const cancelGrace = 3 * time.Second
 
 // Start begins firing ticks. Cancelling ctx stops the claiming of new ticks;
 // runs started from here use ctx for its values only: they are cancelled by
@@ -221,12 +296,13 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return errors.New("scheduler: already started")
 	}
 	s.started = true
+	s.startedAt = s.clock.Now()
 	s.runCtx, s.cancelRun = context.WithCancelCause(context.WithoutCancel(ctx))
 	loopCtx, stop := context.WithCancel(ctx)
 	s.stopLoop, s.stopped = stop, loopCtx.Done()
 	s.loopDone = make(chan struct{})
-	s.log.Info("scheduler started", "tasks", len(s.tasks), "lease_ttl", s.ttl, "renew_interval", s.renew)
-	for _, t := range s.tasks {
+	s.log.Info("scheduler started", "tasks", len(s.jobs), "lock_owner", s.owner, "lease_ttl", s.ttl, "renew_interval", s.renew, "max_clock_skew", s.maxSkew)
+	for _, t := range s.jobs {
 		if t.Suspend {
 			s.log.Info("task suspended; not scheduling it", "task", t.Name)
 		}
@@ -297,12 +373,18 @@ func (s *Scheduler) StopAndCancel(ctx context.Context) error {
 }
 
 func (s *Scheduler) cancelAndFinish() error {
+	// Runs learn through tasks.StopGrace how long they have to stop; an
+	// exec run's processes get SIGTERM, then SIGKILL by then.
+	if s.releaseAt.get().IsZero() {
+		s.releaseAt.set(s.clock.Now().Add(cancelGrace))
+	}
 	s.cancelRun(ErrShutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	wait := cancelGrace + time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	returned := s.waitRuns(ctx)
 	if !returned {
-		s.log.Error("runs did not return within a moment of being cancelled; releasing their locks anyway", "waited", cancelGrace)
+		s.log.Error("runs did not return after being cancelled; releasing their locks anyway", "waited", wait)
 	}
 	return s.finish(returned)
 }
@@ -324,7 +406,7 @@ func (s *Scheduler) finish(runsReturned bool) error {
 func (s *Scheduler) releaseAll() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n, err := s.store.ReleaseAll(ctx, s.id)
+	n, err := s.store.ReleaseAll(ctx, s.owner)
 	if err != nil {
 		s.log.Error("releasing this instance's locks failed; they expire on their own within the lock ttl", "err", err, "ttl", s.ttl)
 		return fmt.Errorf("scheduler: release-all: %w", err)
@@ -334,7 +416,7 @@ func (s *Scheduler) releaseAll() error {
 }
 
 // jitter draws the delay before a claim.
-func (s *Scheduler) jitter(t *Task) time.Duration {
+func (s *Scheduler) jitter(t *job) time.Duration {
 	if t.Jitter <= 0 {
 		return 0
 	}
