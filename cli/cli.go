@@ -46,8 +46,10 @@ func WithLookupEnv(f func(string) (string, bool)) Option {
 	return func(e *env) { e.lookupEnv = f }
 }
 
-// WithSignals sets the channel that delivers shutdown signals to `run`
-// (default: SIGTERM and SIGINT of this process).
+// WithSignals sets the channel that delivers signals to `run` (default:
+// this process's signals). SIGTERM and SIGINT start the shutdown sequence,
+// SIGQUIT too after writing every goroutine's stack to stderr; SIGHUP,
+// SIGUSR1 and SIGUSR2 are logged and ignored, SIGPIPE is ignored.
 func WithSignals(c <-chan os.Signal) Option { return func(e *env) { e.signals = c } }
 
 type env struct {
@@ -160,6 +162,10 @@ func (e *env) validate(args []string) int {
 	cfg, ok := e.load(*path)
 	if !ok {
 		return ExitFailure
+	}
+	for _, w := range cfg.Warnings {
+		w.Msg = "warning: " + w.Msg
+		fmt.Fprintln(e.stderr, w)
 	}
 	fmt.Fprintf(e.stdout, "%s: ok, %d tasks, lock backend %s\n", cfg.File, len(cfg.Tasks), cfg.Lock.Backend)
 	return ExitOK

@@ -159,10 +159,12 @@ func liveGroupMembers(t *testing.T, pgid int) []string {
 	return live
 }
 
-// keysHeldBy lists the keys under prefix that name owner: string keys
-// (locks) whose value is owner, and hashes with owner as a value.
-func keysHeldBy(t *testing.T, c *redis.Client, prefix, owner string) []string {
+// keysHeldBy lists the keys under prefix that name instance id: string
+// keys (locks) whose value is id or one of its owners ("<id>/<session>"),
+// and hashes with such a value.
+func keysHeldBy(t *testing.T, c *redis.Client, prefix, id string) []string {
 	t.Helper()
+	names := func(v string) bool { return v == id || strings.HasPrefix(v, id+"/") }
 	ctx := context.Background()
 	var held []string
 	iter := c.Scan(ctx, 0, redisGlobEscape(prefix)+"*", 100).Iterator()
@@ -174,7 +176,7 @@ func keysHeldBy(t *testing.T, c *redis.Client, prefix, owner string) []string {
 		}
 		switch typ {
 		case "string":
-			if v, err := c.Get(ctx, key).Result(); err == nil && v == owner {
+			if v, err := c.Get(ctx, key).Result(); err == nil && names(v) {
 				held = append(held, key)
 			}
 		case "hash":
@@ -183,7 +185,7 @@ func keysHeldBy(t *testing.T, c *redis.Client, prefix, owner string) []string {
 				t.Fatal(err)
 			}
 			for _, v := range vals {
-				if v == owner {
+				if names(v) {
 					held = append(held, key)
 				}
 			}
@@ -207,6 +209,7 @@ func redisGlobEscape(s string) string {
 type sleeperSetup struct {
 	redis      *redis.Client
 	prefix, id string
+	owner      string // the process's lock owner: "<id>/<session>"
 	started    string // the file the task appends "started" to
 	pgid       int    // the task's process group (its shell's pid)
 	proc       *beatProcess
@@ -268,12 +271,18 @@ tasks:
 		t.Errorf("the task's shell %d is in process group %d (%v), want a group of its own", s.pgid, pgid, err)
 	}
 
-	// While the task runs, its lock holds this instance's id, and the
-	// owner index lists it.
+	// While the task runs, its lock holds this process's owner (the
+	// instance id and the process's session), and the owner index lists it.
+	for _, r := range withMsg(parseRecords(t, s.proc.stderr.String()), "scheduler started") {
+		s.owner, _ = r["lock_owner"].(string)
+	}
+	if !strings.HasPrefix(s.owner, s.id+"/") {
+		t.Fatalf("lock_owner %q in \"scheduler started\"; want %q and a session", s.owner, s.id+"/")
+	}
 	ctx := context.Background()
 	lockKey := s.prefix + "lock:" + sleeperTask
-	if owner, err := c.Get(ctx, lockKey).Result(); err != nil || owner != s.id {
-		t.Fatalf("GET %s = %q, %v; want the instance id %q", lockKey, owner, err, s.id)
+	if owner, err := c.Get(ctx, lockKey).Result(); err != nil || owner != s.owner {
+		t.Fatalf("GET %s = %q, %v; want the process's owner %q", lockKey, owner, err, s.owner)
 	}
 	if n, err := c.Exists(ctx, s.ownerKey()).Result(); err != nil || n != 1 {
 		t.Errorf("owner index %s: EXISTS = %d, %v; want 1 while the task runs", s.ownerKey(), n, err)
@@ -281,7 +290,7 @@ tasks:
 	return s
 }
 
-func (s *sleeperSetup) ownerKey() string { return s.prefix + "owner:" + s.id }
+func (s *sleeperSetup) ownerKey() string { return s.prefix + "owner:" + s.owner }
 
 // checkCleanExit checks what must hold after any shutdown: the task's
 // processes are gone, no key names this instance, the task ran once, and

@@ -6,9 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -27,6 +26,15 @@ func (e *env) run(ctx context.Context, args []string) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if ok, code := e.parse(fs, args); !ok {
 		return code
+	}
+	// Before anything else, so that no signal that arrives while beat
+	// starts can end it the Go runtime's way.
+	sigs := e.signals
+	if sigs == nil {
+		c := make(chan os.Signal, 4)
+		signal.Notify(c, signals...)
+		defer signal.Stop(c)
+		sigs = c
 	}
 	log, err := newLogger(e, *format, *level)
 	if err != nil {
@@ -68,6 +76,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 		scheduler.WithInstanceID(id),
 		scheduler.WithLogger(base), // the scheduler adds the instance
 		scheduler.WithLease(cfg.Lock.TTL, cfg.Lock.RenewInterval),
+		scheduler.WithMaxClockSkew(cfg.Lock.MaxClockSkew),
 		scheduler.WithClock(clock.Offset{Base: clock.Real{}, By: testClockOffset()}),
 	)
 	if err != nil {
@@ -75,27 +84,18 @@ func (e *env) run(ctx context.Context, args []string) int {
 		return ExitFailure
 	}
 
-	signals := e.signals
-	if signals == nil {
-		c := make(chan os.Signal, 2)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
-		defer signal.Stop(c)
-		signals = c
-	}
 	log.Info("beat starting", "version", version(), "config", cfg.File, "lock_backend", cfg.Lock.Backend, "tasks", len(ts))
-	pctx, pcancel := context.WithTimeout(ctx, pingTimeout)
-	if _, err := store.IsLocked(pctx, "beat:startup-check"); err != nil {
-		log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim in time are skipped", "err", err)
-	}
-	pcancel()
 	if err := s.Start(ctx); err != nil {
 		log.Error("cannot start", "err", err)
 		return ExitFailure
 	}
 
+	done := make(chan struct{})
+	defer close(done)
+	shutdowns := e.shutdownSignals(sigs, done, log)
 	var sig os.Signal
 	select {
-	case sig = <-signals:
+	case sig = <-shutdowns:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: no new ticks; waiting for running tasks", "signal", fmt.Sprint(sig), "shutdown_timeout", cfg.ShutdownTimeout)
@@ -105,11 +105,11 @@ func (e *env) run(ctx context.Context, args []string) int {
 	go func() { stopped <- s.Stop(stopCtx) }()
 	select {
 	case err = <-stopped:
-	case sig = <-signals:
+	case sig = <-shutdowns:
 		log.Warn("second signal: cancelling running tasks and exiting now", "signal", sig.String())
 		// StopAndCancel gives the cancelled runs a moment to return (an
-		// exec task's process group is killed once its run notices), then
-		// releases the locks.
+		// exec task's processes get SIGTERM, then SIGKILL), then releases
+		// the locks.
 		err = s.StopAndCancel(stopCtx)
 	}
 	if err != nil {
@@ -170,5 +170,40 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-// pingTimeout bounds the start-up check of the store.
-const pingTimeout = 2 * time.Second
+// action is what a signal asks of `beat run`.
+type action uint8
+
+const (
+	ignore          action = iota // logged, and otherwise ignored
+	ignoreQuietly                 // SIGPIPE: a closed stderr is no reason to stop
+	shutDown                      // the shutdown sequence
+	dumpAndShutDown               // SIGQUIT: the goroutines' stacks, then the shutdown sequence
+)
+
+// shutdownSignals delivers, until done is closed, each signal from sigs
+// that asks for shutdown, and handles the others itself: they are logged
+// and ignored (SIGHUP will reload the schedule once reload exists).
+func (e *env) shutdownSignals(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger) <-chan os.Signal {
+	out := make(chan os.Signal, 2)
+	go func() {
+		for {
+			var sig os.Signal
+			select {
+			case sig = <-sigs:
+			case <-done:
+				return
+			}
+			switch signalAction(sig) {
+			case ignore:
+				log.Warn("signal ignored: beat does not reload its schedule yet; it keeps running the one it loaded", "signal", sig.String())
+			case ignoreQuietly:
+			case dumpAndShutDown:
+				_ = pprof.Lookup("goroutine").WriteTo(e.stderr, 2)
+				out <- sig
+			case shutDown:
+				out <- sig
+			}
+		}
+	}()
+	return out
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/schedule"
+	"github.com/beatlock/beat/scheduler"
 )
 
 // Config is a loaded schedule.yaml with every default filled in.
@@ -29,6 +30,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Lock            Lock
 	Tasks           []Task
+	// Warnings are what is valid but likely a mistake (an instance_id that
+	// every replica reading the file would share); `beat validate` prints them.
+	Warnings []Problem
 }
 
 // Lock configures the lock store.
@@ -36,7 +40,10 @@ type Lock struct {
 	Backend       string // "memory" or "redis"
 	TTL           time.Duration
 	RenewInterval time.Duration
-	Redis         Redis
+	// MaxClockSkew is how far ahead of the store's clock a tick may be and
+	// still be waited for; a claim further ahead is refused as a wrong clock.
+	MaxClockSkew time.Duration
+	Redis        Redis
 }
 
 // Redis configures the redis lock backend.
@@ -52,8 +59,8 @@ type Task struct {
 	Location          *time.Location    // the zone ticks are computed in: the spec's CRON_TZ=, else timezone
 	Timeout           time.Duration     // 0: none
 	ConcurrencyPolicy lock.Policy
-	// StartingDeadline is how late a missed tick may still be claimed; 0
-	// means until the next tick is due, but at most a minute
+	// StartingDeadline is how late a tick may still be claimed, whatever
+	// made it late; 0 means until the next tick is due, but at most a minute
 	// (scheduler.DefaultStartingDeadline).
 	StartingDeadline time.Duration
 	Suspend          bool
@@ -67,6 +74,7 @@ const (
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultBackend         = "memory"
 	DefaultTTL             = 30 * time.Second
+	DefaultMaxClockSkew    = scheduler.DefaultMaxClockSkew
 	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
 	DefaultKeyPrefix       = "{beat}:"
 )

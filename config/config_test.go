@@ -96,7 +96,7 @@ func TestLoadGood(t *testing.T) {
 	if cfg.File != "testdata/good.yaml" || cfg.InstanceID != "replica-a" || cfg.Timezone.String() != "Europe/Berlin" || cfg.ShutdownTimeout != time.Minute {
 		t.Errorf("top level: got %q %q %v %v", cfg.File, cfg.InstanceID, cfg.Timezone, cfg.ShutdownTimeout)
 	}
-	wantLock := Lock{Backend: "redis", TTL: 45 * time.Second, RenewInterval: 5 * time.Second,
+	wantLock := Lock{Backend: "redis", TTL: 45 * time.Second, RenewInterval: 5 * time.Second, MaxClockSkew: 3 * time.Second,
 		Redis: Redis{URL: "rediss://cache.internal:6380/2", KeyPrefix: "{prod}:"}}
 	if cfg.Lock != wantLock {
 		t.Errorf("lock: got %+v, want %+v", cfg.Lock, wantLock)
@@ -105,7 +105,7 @@ func TestLoadGood(t *testing.T) {
 		Name: "heartbeat", Spec: "@every 10s", Type: "log", Location: "America/New_York",
 		Args: map[string]any{"message": "still here"}, Next: "2024-03-30T08:00:10-04:00",
 		Timeout: 30 * time.Second, StartingDeadline: 10 * time.Second, Jitter: 2 * time.Second,
-		Policy: lock.Replace, Suspend: true, Line: 13,
+		Policy: lock.Replace, Suspend: true, Line: 14,
 	}, {
 		// In the default zone, Europe/Berlin, 02:30 is skipped on 2024-03-31.
 		Name: "nightly report", Spec: "30 2 * * *", Type: "exec", Location: "Europe/Berlin",
@@ -114,15 +114,15 @@ func TestLoadGood(t *testing.T) {
 			"env":     map[string]any{"DATE": "2024-01-01"}, // a timestamp stays text
 			"retries": 3, "ratio": 0.5, "verbose": false, "nothing": nil,
 		},
-		Next: "2024-03-31T03:00:00+02:00", Policy: lock.Forbid, Line: 25,
+		Next: "2024-03-31T03:00:00+02:00", Policy: lock.Forbid, Line: 26,
 	}, {
 		Name: "ping", Spec: "CRON_TZ=Asia/Tokyo 0 9 * * mon-fri", Type: "http", Location: "Asia/Tokyo",
 		Args: map[string]any{"url": "https://example.com/ping"}, Next: "2024-04-01T09:00:00+09:00",
-		Policy: lock.Allow, Line: 36,
+		Policy: lock.Allow, Line: 37,
 	}, {
 		Name: "ping-eu", Spec: "0 9 * * mon-fri", Type: "http", Location: "Europe/Berlin",
 		Args: map[string]any{"url": "https://example.com/ping"}, Next: "2024-04-01T09:00:00+02:00",
-		Policy: lock.Allow, Line: 44,
+		Policy: lock.Allow, Line: 45,
 	}}
 	if len(cfg.Tasks) != len(want) {
 		t.Fatalf("got %d tasks, want %d", len(cfg.Tasks), len(want))
@@ -140,7 +140,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{File: "t.yaml", Timezone: time.UTC, ShutdownTimeout: 25 * time.Second, Lock: Lock{
-		Backend: "memory", TTL: 30 * time.Second, RenewInterval: 10 * time.Second,
+		Backend: "memory", TTL: 30 * time.Second, RenewInterval: 10 * time.Second, MaxClockSkew: 2 * time.Second,
 		Redis: Redis{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "{beat}:"},
 	}}
 	got := *cfg
@@ -188,7 +188,7 @@ func TestParse(t *testing.T) {
 		// Decoding stops there: the next task is not reported as empty.
 		{"merge of a list holding itself", "tasks:\n  - &t {<<: [*t, *t], name: t, schedule: '@hourly', task: log}\n  - {name: u, schedule: '@daily', task: log}\n",
 			`t.yaml:2: task "t": merge keys (<<) nested more than 64 levels deep (does a mapping merge itself?)`},
-		{"lock not a mapping", "lock: redis\n" + task, `t.yaml:1: lock: expected a mapping of backend, ttl, renew_interval, redis, got "redis"`},
+		{"lock not a mapping", "lock: redis\n" + task, `t.yaml:1: lock: expected a mapping of backend, ttl, renew_interval, max_clock_skew, redis, got "redis"`},
 		{"null lock", "lock:\n" + task, ""},
 		{"string from a number", "instance_id: 42\n" + task, ""},
 		{"string from a list", "instance_id: [42]\n" + task, `t.yaml:1: instance_id: expected a string, got a list`},
@@ -243,7 +243,16 @@ func TestParse(t *testing.T) {
 		{"negative timeout", "tasks:\n  - {name: t, schedule: '@hourly', task: log, timeout: -1s}\n", `t.yaml:2: task "t": timeout must not be negative, got -1s`},
 		{"negative starting_deadline", "tasks:\n  - {name: t, schedule: '@hourly', task: log, starting_deadline: -1s}\n", `t.yaml:2: task "t": starting_deadline must not be negative, got -1s`},
 		{"negative jitter", "tasks:\n  - {name: t, schedule: '@hourly', task: log, jitter: -1s}\n", `t.yaml:2: task "t": jitter must not be negative, got -1s`},
-		{"jitter longer than the interval is allowed", "tasks:\n  - {name: t, schedule: '@every 1s', task: log, jitter: 1h}\n", ""},
+		{"jitter within the deadline and the interval", "tasks:\n  - {name: t, schedule: '@every 10s', task: log, jitter: 10s}\n", ""},
+		{"jitter past the default deadline", "tasks:\n  - {name: t, schedule: '@hourly', task: log, jitter: 90s}\n",
+			`t.yaml:2: task "t": jitter 1m30s could delay a claim past the default starting deadline (1m0s), and the tick would be skipped: use a jitter of at most 1m0s, or a longer starting_deadline`},
+		{"jitter past starting_deadline", "tasks:\n  - {name: t, schedule: '@hourly', task: log, starting_deadline: 5s, jitter: 6s}\n",
+			`t.yaml:2: task "t": jitter 6s could delay a claim past the starting deadline (5s), and the tick would be skipped: use a jitter of at most 5s, or a longer starting_deadline`},
+		{"jitter past the next tick", "tasks:\n  - {name: t, schedule: '0 9,10 * * *', task: log, starting_deadline: 2h, jitter: 90m}\n",
+			`t.yaml:2: task "t": jitter 1h30m0s could delay a claim past the next tick (ticks can be 1h0m0s apart): use a jitter of at most 1h0m0s`},
+		{"name with @", "tasks:\n  - {name: 'x@2026-11-27T12:00:00.000Z', schedule: '@hourly', task: log}\n",
+			`t.yaml:2: task "x@2026-11-27T12:00:00.000Z": name must not contain '@', which beat keeps for the per-tick locks of concurrency_policy Allow; use another character, like '-'`},
+		{"negative max_clock_skew", "lock: {max_clock_skew: -1s}\n" + task, `t.yaml:1: lock.max_clock_skew must not be negative, got -1s`},
 		{"suspend yes", "tasks:\n  - {name: t, schedule: '@hourly', task: log, suspend: yes}\n", `t.yaml:2: task "t": suspend: expected true or false, got "yes"`},
 		{"suspend list", "tasks:\n  - {name: t, schedule: '@hourly', task: log, suspend: []}\n", `t.yaml:2: task "t": suspend: expected true or false, got a list`},
 		{"problems sorted by line", "tasks:\n  - {name: b, schedule: '@hourly', task: log, jitter: -1s}\n" +

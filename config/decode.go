@@ -19,11 +19,12 @@ import (
 
 	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/schedule"
+	"github.com/beatlock/beat/scheduler"
 )
 
 var (
 	topFields   = []string{"instance_id", "timezone", "shutdown_timeout", "lock", "tasks"}
-	lockFields  = []string{"backend", "ttl", "renew_interval", "redis"}
+	lockFields  = []string{"backend", "ttl", "renew_interval", "max_clock_skew", "redis"}
 	redisFields = []string{"url", "key_prefix"}
 	taskFields  = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
 )
@@ -36,9 +37,10 @@ type decoder struct {
 	types    TaskTypes
 	env      func(string) (string, bool)
 	problems []Problem
-	expanded int  // see expand
-	stopped  bool // see giveUp
-	kept     int  // problems to keep once stopped
+	warnings []Problem // what is valid but likely a mistake
+	expanded int       // see expand
+	stopped  bool      // see giveUp
+	kept     int       // problems to keep once stopped
 }
 
 func parse(file string, data []byte, o options) (*Config, error) {
@@ -51,6 +53,7 @@ func parse(file string, data []byte, o options) (*Config, error) {
 		slices.SortStableFunc(d.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 		return nil, &ValidationError{Problems: d.problems}
 	}
+	cfg.Warnings = d.warnings
 	return cfg, nil
 }
 
@@ -91,6 +94,11 @@ func (d *decoder) config(data []byte) *Config {
 	f := d.fields(entry{value: root}, "", topFields)
 	cfg.Timezone = d.zone(f["timezone"], time.UTC)
 	cfg.InstanceID, _ = d.str(f["instance_id"], "instance_id")
+	if cfg.InstanceID != "" {
+		d.warnings = append(d.warnings, Problem{File: d.file, Line: f["instance_id"].line(), Msg: "instance_id is set in the file, " +
+			"so every replica that reads it gets the same id: their log lines, runs (BEAT_INSTANCE_ID) and lock owners can no longer be told apart " +
+			"(their locks still are: each process owns its own); leave it out for a random id per start, or set BEAT_INSTANCE_ID per replica (e.g. from the pod name)"})
+	}
 	if s, ok := d.fromEnv("BEAT_INSTANCE_ID"); ok {
 		cfg.InstanceID = s
 	}
@@ -137,9 +145,10 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 
 func (d *decoder) lock(e entry) Lock {
 	l := Lock{
-		Backend: DefaultBackend,
-		TTL:     DefaultTTL,
-		Redis:   Redis{URL: DefaultRedisURL, KeyPrefix: DefaultKeyPrefix},
+		Backend:      DefaultBackend,
+		TTL:          DefaultTTL,
+		MaxClockSkew: DefaultMaxClockSkew,
+		Redis:        Redis{URL: DefaultRedisURL, KeyPrefix: DefaultKeyPrefix},
 	}
 	f := d.fields(e, "lock", lockFields)
 	r := d.fields(f["redis"], "lock.redis", redisFields)
@@ -188,6 +197,9 @@ func (d *decoder) lock(e entry) Lock {
 		case ttlOK && lock.CheckRenewal(l.TTL, v) != nil:
 			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be below 9/10 of lock.ttl (%v), so below %v: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3", v, l.TTL, lock.TrustedFor(l.TTL))
 		}
+	}
+	if v, ok := d.nonNegative(f["max_clock_skew"], "lock.max_clock_skew"); ok {
+		l.MaxClockSkew = v
 	}
 	return l
 }
@@ -286,6 +298,9 @@ func (d *decoder) task(n *yaml.Node, zone *time.Location, seen map[string]int) (
 	t.Timeout, _ = d.nonNegative(f["timeout"], "timeout")
 	t.StartingDeadline, _ = d.nonNegative(f["starting_deadline"], "starting_deadline")
 	t.Jitter, _ = d.nonNegative(f["jitter"], "jitter")
+	if err := scheduler.CheckTiming(t.Schedule, t.StartingDeadline, t.Jitter); err != nil {
+		d.problem(f["jitter"].line(), "%v", err)
+	}
 	t.Suspend, _ = d.boolean(f["suspend"], "suspend")
 	return t
 }
@@ -314,6 +329,8 @@ func (d *decoder) name(e entry, taskLine int, seen map[string]int) string {
 		return ""
 	case !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0:
 		d.problem(e.line(), "name must not contain control characters")
+	case strings.Contains(s, "@"):
+		d.problem(e.line(), "name must not contain '@', which beat keeps for the per-tick locks of concurrency_policy Allow; use another character, like '-'")
 	case seen[s] > 0:
 		d.problem(e.line(), "name is already used by the task at line %d; task names must be unique", seen[s])
 	default:
