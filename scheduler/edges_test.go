@@ -281,35 +281,34 @@ func TestSameInstanceIDReleasesOnlyItsOwn(t *testing.T) {
 	}
 }
 
-// TestRunsLearnTheirStopGrace: a run's context says how long it may take to
-// stop once cancelled: what is left of its lease, and nothing once the
-// lease is lost.
-func TestRunsLearnTheirStopGrace(t *testing.T) {
+// TestRunsLearnTheirLeaseLeft: a run's context says how long it may go on:
+// what is left of its lease, and nothing once the lease is lost.
+func TestRunsLearnTheirLeaseLeft(t *testing.T) {
 	b := setup(t)
 	f := &flaky{Store: b.store}
 	b.store = f
 	graces := make(chan time.Duration, 2)
 	b.start(t, []scheduler.Task{{Name: "g", Schedule: every(t, "@every 1h"), Func: func(ctx context.Context, run tasks.Run) error {
-		g, ok := tasks.StopGrace(ctx)
+		g, ok := tasks.LeaseLeft(ctx)
 		if !ok {
 			g = -1
 		}
 		graces <- g
 		<-ctx.Done()
-		g, _ = tasks.StopGrace(ctx)
+		g, _ = tasks.LeaseLeft(ctx)
 		graces <- g
 		return nil
 	}}})
 	b.expect(t, scheduler.Claimed, t0)
 	if g := <-graces; g != 2700*time.Millisecond { // 9/10 of the 3s ttl, the clock standing still
-		t.Errorf("grace at start = %v; want 2.7s", g)
+		t.Errorf("lease left at start = %v; want 2.7s", g)
 	}
 	f.down.Store(true)
 	for {
 		select {
 		case g := <-graces:
 			if g != 0 {
-				t.Errorf("grace after the lease was lost = %v; want 0", g)
+				t.Errorf("lease left after it was lost = %v; want 0", g)
 			}
 			return
 		case <-time.After(20 * time.Millisecond):

@@ -190,7 +190,7 @@ func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom 
 	defer cancel(nil)
 	var validUntil instant // zero once the lease is lost
 	validUntil.set(validFrom.Add(lock.TrustedFor(s.ttl)))
-	ctx = tasks.WithStopGrace(ctx, func() time.Duration { return s.stopGrace(&validUntil) })
+	ctx = tasks.WithLeaseLeft(ctx, func() time.Duration { return s.leaseLeft(&validUntil) })
 	renewDone := make(chan struct{})
 	stopRenew := make(chan struct{})
 	go func() {
@@ -273,10 +273,10 @@ func call(ctx context.Context, t *job, run tasks.Run) (err error) {
 	return t.Func(ctx, run)
 }
 
-// stopGrace is how long a cancelled run may still take to return: what is
-// left of its lease, and at shutdown no more than until the locks are
-// released.
-func (s *Scheduler) stopGrace(validUntil *instant) time.Duration {
+// leaseLeft is how long a run may still go on (tasks.LeaseLeft): what is
+// left of its lease, and once a stop has cancelled it, no more than until
+// the stop releases the locks.
+func (s *Scheduler) leaseLeft(validUntil *instant) time.Duration {
 	until := validUntil.get()
 	if r := s.releaseAt.get(); !r.IsZero() && r.Before(until) {
 		until = r

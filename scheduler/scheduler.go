@@ -282,7 +282,7 @@ func (s *Scheduler) Owner() string { return s.owner }
 var ErrRunsStillRunning = errors.New("scheduler: runs still running after cancellation")
 
 // cancelGrace is how long runs get to return once a stop cancelled them
-// (tasks.StopGrace tells them); their locks are released after it and a
+// (tasks.LeaseLeft tells them); their locks are released after it and a
 // moment more, whether they returned or not.
 const cancelGrace = 3 * time.Second
 
@@ -373,7 +373,7 @@ func (s *Scheduler) StopAndCancel(ctx context.Context) error {
 }
 
 func (s *Scheduler) cancelAndFinish() error {
-	// Runs learn through tasks.StopGrace how long they have to stop; an
+	// Runs learn through tasks.LeaseLeft how long they have to stop; an
 	// exec run's processes get SIGTERM, then SIGKILL by then.
 	if s.releaseAt.get().IsZero() {
 		s.releaseAt.set(s.clock.Now().Add(cancelGrace))

@@ -27,8 +27,15 @@
 // exec runs args.command, an argv list such as [sh, -c, "echo hi"] (no shell
 // unless you write one), optionally in args.dir and with args.env added to
 // beat's own environment and the variables of [Run.Env]. A non-zero exit fails
-// the run. When the run's context ends, the command's whole process group is
-// killed. The last 64 KiB of stdout and of stderr are logged when it exits.
+// the run. On Unix the command runs in a process group of its own under a
+// supervising process (the program's own binary, re-executed; see package
+// internal/supervisor). When the run's context ends, the group gets SIGTERM,
+// then SIGKILL after args.kill_grace (default 5s, 0 for at once) or
+// [LeaseLeft], whichever is sooner. When the command exits, what it left in
+// its group is ended the same way before the run returns. If the program
+// dies, even by SIGKILL, the supervisor kills the group at once, and on
+// Linux also descendants that left it. The last 64 KiB of stdout and of
+// stderr are logged when it exits.
 //
 // http sends one request to args.url (http or https) with args.method
 // (default GET), args.headers and args.body, plus Idempotency-Key

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,11 +16,17 @@ import (
 const (
 	// execOutputLimit bounds what is kept of each of stdout and stderr.
 	execOutputLimit = 64 << 10
-	// execWaitDelay bounds how long a run waits, after its command exits or
-	// is killed, for output pipes held open by processes that escaped its
-	// process group (e.g. with setsid). Without it such a process would
-	// hold the run, and its lock, forever.
+	// execWaitDelay bounds how long a run waits for output pipes held open
+	// by processes beyond reach (on Unix: that escaped the command's process
+	// group where no subreaper catches them, or got the pipe by other
+	// means). Without it such a process would hold the run, and its lock,
+	// forever. On Unix it starts only once the supervisor has ended, which
+	// is after the kill grace, so it never cuts the grace short.
 	execWaitDelay = 5 * time.Second
+	// defaultKillGrace is args.kill_grace when omitted: enough for most
+	// programs to flush and exit on SIGTERM, yet short next to a lease
+	// (Docker's 10s or systemd's 90s would often outlast one).
+	defaultKillGrace = 5 * time.Second
 	// stderrLines and stderrBytes bound the stderr quoted in a failed run's
 	// error, which ends up in one log line.
 	stderrLines = 10
@@ -29,14 +36,15 @@ const (
 const commandExample = `command: [sh, -c, "echo hi"]`
 
 type execArgs struct {
-	command []string
-	env     map[string]string
-	dir     string
+	command   []string
+	env       map[string]string
+	dir       string
+	killGrace time.Duration
 }
 
 func parseExecArgs(args map[string]any) (execArgs, error) {
 	var a execArgs
-	errs := checkKnown(args, "command", "env", "dir")
+	errs := checkKnown(args, "command", "env", "dir", "kill_grace")
 
 	command, cerrs := commandArg(args)
 	a.command = command
@@ -66,7 +74,49 @@ func parseExecArgs(args map[string]any) (execArgs, error) {
 		errs = append(errs, errors.New("args.dir: contains a NUL byte, which no path can hold"))
 	}
 	a.dir = dir
+
+	grace, err := killGraceArg(args)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	a.killGrace = grace
 	return a, errors.Join(errs...)
+}
+
+// killGraceArg reads args.kill_grace: how long the command's processes get
+// between SIGTERM and SIGKILL.
+func killGraceArg(args map[string]any) (time.Duration, error) {
+	v, ok := args["kill_grace"]
+	if !ok {
+		return defaultKillGrace, nil
+	}
+	const form = `write a duration with a unit, e.g. kill_grace: 10s, or 0 for SIGKILL at once`
+	switch v := v.(type) {
+	case string:
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("args.kill_grace: %q is not a duration; %s", v, form)
+		case d < 0:
+			return 0, fmt.Errorf("args.kill_grace: %q is negative; %s", v, form)
+		}
+		return d, nil
+	case time.Duration:
+		// A Go caller's natural type.
+		if v < 0 {
+			return 0, fmt.Errorf("args.kill_grace: %v is negative; %s", v, form)
+		}
+		return v, nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		// YAML reads `kill_grace: 0` as a number; zero needs no unit.
+		if f, err := strconv.ParseFloat(fmt.Sprint(v), 64); err == nil && f == 0 {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("args.kill_grace: got %s, which has no unit; %s", describe(v), form)
+	case nil:
+		return 0, fmt.Errorf("args.kill_grace: null; omit it for the default %v, or %s", defaultKillGrace, form)
+	}
+	return 0, fmt.Errorf("args.kill_grace: got %s; %s", describe(v), form)
 }
 
 func commandArg(args map[string]any) ([]string, []error) {
@@ -128,24 +178,54 @@ func runExec(ctx context.Context, run Run) error {
 	if err != nil {
 		return fmt.Errorf("exec task %q: %w", run.Task, err)
 	}
-	cmd := exec.CommandContext(ctx, a.command[0], a.command[1:]...)
-	cmd.Dir = a.dir
-	cmd.Env = execEnv(run, a.env)
 	stdout, stderr := newTailBuffer(execOutputLimit), newTailBuffer(execOutputLimit)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = execWaitDelay
-	killProcessGroupOnCancel(cmd)
-
-	if err := cmd.Start(); err != nil {
+	proc, err := startExec(ctx, run, a, stdout, stderr)
+	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("exec task %q: not started: %w", run.Task, context.Cause(ctx))
 		}
 		return fmt.Errorf("exec task %q: start %q: %w; check that args.command[0] names an installed program (or give its full path) and that args.dir exists", run.Task, a.command[0], err)
 	}
-	err = cmd.Wait()
+	if run.Log().Enabled(ctx, slog.LevelDebug) {
+		pid, supervisor := proc.Pids()
+		attrs := []slog.Attr{slog.Int("pid", pid)}
+		if supervisor > 0 {
+			attrs = append(attrs, slog.Int("supervisor_pid", supervisor))
+		}
+		run.Log().LogAttrs(ctx, slog.LevelDebug, "exec started", attrs...)
+	}
+	err = proc.Wait()
+	if grace, ended, ok := proc.Stopped(); ok {
+		run.Log().LogAttrs(ctx, slog.LevelInfo, "exec cancelled",
+			slog.Duration("grace", grace),
+			slog.String("ended", ended),
+		)
+	}
 	logOutput(ctx, run, "stdout", stdout)
 	logOutput(ctx, run, "stderr", stderr)
 	return execResult(ctx, run, a.command[0], err, stderr)
+}
+
+// execProcess is a started exec command.
+type execProcess interface {
+	// Wait waits for the command; its error is nil on exit status 0, and
+	// has an ExitCode method when the command failed or was killed.
+	Wait() error
+	// Stopped reports whether cancellation reached the command, with the
+	// grace it gave between SIGTERM and SIGKILL and how the command ended.
+	Stopped() (grace time.Duration, ended string, ok bool)
+	// Pids returns the command's pid and its supervisor's (0: none).
+	Pids() (command, supervisor int)
+}
+
+// stopGrace is how long a cancelled command gets between SIGTERM and
+// SIGKILL: its kill_grace, but no longer than the run may still take
+// before another replica may take its task.
+func stopGrace(ctx context.Context, killGrace time.Duration) time.Duration {
+	if left, ok := LeaseLeft(ctx); ok && left < killGrace {
+		return left
+	}
+	return killGrace
 }
 
 // execEnv gives the child beat's own environment, then args.env, then the
@@ -173,7 +253,11 @@ func execResult(ctx context.Context, run Run, program string, err error, stderr 
 			slog.Duration("wait_delay", execWaitDelay))
 		return nil
 	}
-	var exitErr *exec.ExitError
+	// *exec.ExitError, or the supervisor's ExitError on Unix.
+	var exitErr interface {
+		error
+		ExitCode() int
+	}
 	if !errors.As(err, &exitErr) {
 		return fmt.Errorf("exec task %q: %q: %w", run.Task, program, err)
 	}

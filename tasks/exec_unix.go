@@ -3,26 +3,46 @@
 package tasks
 
 import (
-	"errors"
-	"os"
+	"context"
+	"io"
 	"os/exec"
-	"syscall"
+	"time"
+
+	"github.com/beatlock/beat/internal/supervisor"
 )
 
-// killProcessGroupOnCancel puts the child in a process group of its own and
-// makes cancellation kill that whole group. Killing only the child would
-// leave what it started (`sleep 30 &` in a shell, a pipeline's other
-// members) running after the run has ended and its lock is gone.
-func killProcessGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// With Setpgid the group id is the child's pid. Cancel can race with
-		// the child's exit; the group then either still has members (the
-		// ones we want dead) or is gone (ESRCH).
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if errors.Is(err, syscall.ESRCH) {
-			return os.ErrProcessDone
-		}
-		return err
+// startExec runs the command under a supervisor process (package
+// internal/supervisor): it gives the command a process group of its own,
+// stops it with SIGTERM and then SIGKILL when ctx is done, ends what it
+// leaves behind when it exits, and kills it all if beat dies, even by
+// SIGKILL, or if the run's lease ends while beat is frozen. Killing only the child would leave what it started (`sleep 30 &`
+// in a shell, a pipeline's other members) running after the run has ended
+// and its lock is gone.
+func startExec(ctx context.Context, run Run, a execArgs, stdout, stderr io.Writer) (execProcess, error) {
+	// Resolved here, as exec.Command resolves it, so that a missing program
+	// reads exactly as it always has.
+	probe := exec.Command(a.command[0])
+	if probe.Err != nil {
+		return nil, probe.Err
 	}
+	cmd := &supervisor.Cmd{
+		Path:      probe.Path,
+		Args:      a.command,
+		Env:       execEnv(run, a.env),
+		Dir:       a.dir,
+		Stdout:    stdout,
+		Stderr:    stderr,
+		KillGrace: a.killGrace,
+		StopGrace: func() time.Duration { return stopGrace(ctx, a.killGrace) },
+		WaitDelay: execWaitDelay,
+	}
+	if _, ok := LeaseLeft(ctx); ok {
+		// The supervisor kills the command by itself when the lease ends
+		// without news of a renewal: beat may be frozen.
+		cmd.Lease = func() time.Duration { left, _ := LeaseLeft(ctx); return left }
+	}
+	if err := cmd.Start(ctx); err != nil {
+		return nil, err
+	}
+	return cmd, nil
 }

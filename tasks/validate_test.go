@@ -2,6 +2,7 @@ package tasks_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/beatlock/beat/tasks"
 )
@@ -41,7 +42,21 @@ func TestBuiltinValidators(t *testing.T) {
 		{"exec env shadows BEAT_", "exec", m{"command": l{"true"}, "env": m{"BEAT_FENCING_TOKEN": "0"}}, "args.env.BEAT_FENCING_TOKEN: beat sets this variable"},
 		{"exec empty dir", "exec", m{"command": l{"true"}, "dir": ""}, "args.dir: empty"},
 		{"exec dir not a string", "exec", m{"command": l{"true"}, "dir": true}, "args.dir: got the boolean true, want a string"},
-		{"exec unknown arg", "exec", m{"command": l{"true"}, "cmd": "x"}, "args.cmd: unknown argument; valid arguments: command, dir, env"},
+		{"exec unknown arg", "exec", m{"command": l{"true"}, "cmd": "x"}, "args.cmd: unknown argument; valid arguments: command, dir, env, kill_grace"},
+		{"exec kill_grace", "exec", m{"command": l{"true"}, "kill_grace": "10s"}, ""},
+		{"exec kill_grace compound", "exec", m{"command": l{"true"}, "kill_grace": "1m30s"}, ""},
+		{"exec kill_grace 0s", "exec", m{"command": l{"true"}, "kill_grace": "0s"}, ""},
+		{"exec kill_grace YAML 0", "exec", m{"command": l{"true"}, "kill_grace": 0}, ""},
+		{"exec kill_grace Go duration", "exec", m{"command": l{"true"}, "kill_grace": 3 * time.Second}, ""},
+		{"exec kill_grace negative", "exec", m{"command": l{"true"}, "kill_grace": "-1s"}, `args.kill_grace: "-1s" is negative; write a duration with a unit, e.g. kill_grace: 10s, or 0 for SIGKILL at once`},
+		{"exec kill_grace negative Go duration", "exec", m{"command": l{"true"}, "kill_grace": -time.Second}, "args.kill_grace: -1s is negative; write a duration"},
+		{"exec kill_grace no unit", "exec", m{"command": l{"true"}, "kill_grace": 5}, "args.kill_grace: got the number 5, which has no unit; write a duration with a unit, e.g. kill_grace: 10s"},
+		{"exec kill_grace string without unit", "exec", m{"command": l{"true"}, "kill_grace": "5"}, `args.kill_grace: "5" is not a duration; write a duration with a unit`},
+		{"exec kill_grace unparsable", "exec", m{"command": l{"true"}, "kill_grace": "soon"}, `args.kill_grace: "soon" is not a duration; write a duration with a unit, e.g. kill_grace: 10s, or 0 for SIGKILL at once`},
+		{"exec kill_grace empty", "exec", m{"command": l{"true"}, "kill_grace": ""}, `args.kill_grace: "" is not a duration`},
+		{"exec kill_grace null", "exec", m{"command": l{"true"}, "kill_grace": nil}, "args.kill_grace: null; omit it for the default 5s"},
+		{"exec kill_grace boolean", "exec", m{"command": l{"true"}, "kill_grace": true}, "args.kill_grace: got the boolean true; write a duration"},
+		{"exec kill_grace with other problems", "exec", m{"command": l{}, "kill_grace": "x"}, "args.command: empty list|args.kill_grace: \"x\" is not a duration"},
 		{"exec every problem at once", "exec", m{"command": "x", "dir": 1, "shell": true}, "args.shell: unknown|args.command: got the string|args.dir: got the number 1"},
 
 		{"exec Go types", "exec", m{"command": []string{"true"}, "env": map[string]string{"A": "b"}}, ""},
