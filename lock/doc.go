@@ -27,5 +27,9 @@
 //
 // A [Claimer] adds the scheduler's tick claim on top: one atomic step that
 // deduplicates on (task, scheduled tick), applies the concurrency [Policy],
-// takes the task's lock and hands out a fencing token.
+// takes the task's lock and hands out a fencing token. It judges ticks by
+// the store's clock (a tick ahead of it is NotYet, or ClockAhead beyond the
+// request's MaxSkew) and by the store's epoch, the instant from which the
+// store holds every claim record: a tick before it is StoreLost, so a store
+// that lost its records never hands out a tick a second time.
 package lock
