@@ -115,12 +115,13 @@ tasks:
 	if !alive(shell) || !alive(sleeper) {
 		t.Fatalf("shell %d or background sleep %d not running before the kill", shell, sleeper)
 	}
-	p.signal(t, syscall.SIGKILL)
+	killed := p.signal(t, syscall.SIGKILL)
 	p.wait(t, 5*time.Second)
 	if !waitFor(5*time.Second, func() bool { return !alive(shell) && !alive(sleeper) }) {
 		t.Errorf("5s after beat was SIGKILLed: shell %d alive %v, its background sleep %d alive %v; want both gone",
 			shell, alive(shell), sleeper, alive(sleeper))
 	}
+	t.Logf("the task's shell and its background job were gone %v after beat's SIGKILL", time.Since(killed).Round(time.Millisecond))
 }
 
 // TestProcessSignalsDoNotEndBeat: SIGHUP (until reload exists), SIGUSR1 and
