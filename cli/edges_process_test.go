@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -122,6 +123,60 @@ tasks:
 			shell, alive(shell), sleeper, alive(sleeper))
 	}
 	t.Logf("the task's shell and its background job were gone %v after beat's SIGKILL", time.Since(killed).Round(time.Millisecond))
+}
+
+// TestProcessGroupSignals: a signal to beat's whole process group, as
+// supervisord's killasgroup, `timeout -s KILL` or a job-control stop send
+// it, must not leave the task running past beat: after SIGKILL to the
+// group the task dies at once; after SIGSTOP to the group (beat frozen) it
+// dies when its lease ends, before another replica could take the task.
+func TestProcessGroupSignals(t *testing.T) {
+	for _, tc := range []struct {
+		sig      syscall.Signal
+		within   time.Duration // how soon the task must be gone
+		leaseTTL time.Duration
+	}{
+		{syscall.SIGKILL, 2 * time.Second, 30 * time.Second},
+		{syscall.SIGSTOP, 2*time.Second + 2*time.Second, 2 * time.Second}, // the lease's end, and slack
+	} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			pids := filepath.Join(dir, "pids")
+			script := fmt.Sprintf(`sleep 60 & echo "$$ $!" > %q; wait`, pids)
+			path := writeConfig(t, fmt.Sprintf(`
+lock: {ttl: %s, renew_interval: 500ms}
+tasks:
+  - name: long
+    schedule: "@every 1s"
+    task: exec
+    args:
+      command: [sh, -c, %q]
+`, tc.leaseTTL, script))
+			p := startBeat(t, path, "group", func(c *exec.Cmd) { c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} })
+			var shell, sleeper int
+			if !waitFor(20*time.Second, func() bool {
+				b, _ := os.ReadFile(pids)
+				n, _ := fmt.Sscan(string(b), &shell, &sleeper)
+				return n == 2
+			}) {
+				t.Fatalf("the task did not start; beat's output:\n%s", p.stderr)
+			}
+			t.Cleanup(func() {
+				syscall.Kill(-shell, syscall.SIGKILL)
+				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
+			})
+			sent := time.Now()
+			if err := syscall.Kill(-p.cmd.Process.Pid, tc.sig); err != nil {
+				t.Fatal(err)
+			}
+			if !waitFor(tc.within, func() bool { return !alive(shell) && !alive(sleeper) }) {
+				t.Errorf("%v after %v to beat's process group: shell alive %v, its background job alive %v; want both gone",
+					tc.within, tc.sig, alive(shell), alive(sleeper))
+			}
+			t.Logf("the task was gone %v after %v to beat's process group", time.Since(sent).Round(time.Millisecond), tc.sig)
+		})
+	}
 }
 
 // TestProcessSignalsDoNotEndBeat: SIGHUP (until reload exists), SIGUSR1 and

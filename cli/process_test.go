@@ -67,8 +67,9 @@ type beatProcess struct {
 
 // startBeat starts `beat run --config path --log-format json` with
 // BEAT_INSTANCE_ID=id and no other BEAT_ variable of the test's own
-// environment. It is killed, if still running, when the test ends.
-func startBeat(t *testing.T, path, id string) *beatProcess {
+// environment, after opts have changed the command. It is killed, if still
+// running, when the test ends.
+func startBeat(t *testing.T, path, id string, opts ...func(*exec.Cmd)) *beatProcess {
 	t.Helper()
 	bin := beatBinary(t)
 	p := &beatProcess{stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -80,6 +81,9 @@ func startBeat(t *testing.T, path, id string) *beatProcess {
 	}
 	p.cmd.Env = append(p.cmd.Env, "BEAT_INSTANCE_ID="+id)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
+	for _, o := range opts {
+		o(p.cmd)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

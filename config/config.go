@@ -75,8 +75,13 @@ const (
 	DefaultBackend         = "memory"
 	DefaultTTL             = 30 * time.Second
 	DefaultMaxClockSkew    = scheduler.DefaultMaxClockSkew
-	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
-	DefaultKeyPrefix       = "{beat}:"
+	// MinTTL, MaxMaxClockSkew and MinStartingDeadline bound what a file may
+	// set; the scheduler's own checks are looser, for tests on fake clocks.
+	MinTTL              = time.Second
+	MaxMaxClockSkew     = time.Minute
+	MinStartingDeadline = time.Second
+	DefaultRedisURL     = "redis://127.0.0.1:6379/0"
+	DefaultKeyPrefix    = "{beat}:"
 )
 
 // TaskTypes is what config needs of the task registry (package tasks

@@ -157,6 +157,11 @@ func TestDefaults(t *testing.T) {
 
 // TestParse checks one rule per row on small inline files. The header
 // keeps the rows short: rows append tasks or replace it.
+const (
+	ttlWhy  = ": a run renews its lease and stops trusting it at 9/10 of the ttl, which needs round trips to the store to fit; the default is 30s"
+	skewWhy = ": it is how far a replica's clock may run ahead of the store's before its claims are refused; machines kept in time by NTP differ by milliseconds; the default is 2s"
+)
+
 func TestParse(t *testing.T) {
 	const task = "tasks:\n  - {name: t, schedule: '@hourly', task: log}\n"
 	tests := []struct {
@@ -199,19 +204,23 @@ func TestParse(t *testing.T) {
 		{"zero shutdown_timeout", "shutdown_timeout: 0s\n" + task, ""},
 		{"duration without unit", "shutdown_timeout: 30\n" + task, `t.yaml:1: shutdown_timeout: invalid duration "30": use a number with a unit, like "30s" or "1m30s"`},
 		{"duration as mapping", "shutdown_timeout: {s: 1}\n" + task, `t.yaml:1: shutdown_timeout: expected a duration (use a number with a unit, like "30s" or "1m30s"), got a mapping`},
-		{"ttl zero", "lock: {ttl: 0s}\n" + task, "t.yaml:1: lock.ttl must be at least 10ms, got 0s"},
-		{"ttl negative", "lock: {ttl: -5s}\n" + task, "t.yaml:1: lock.ttl must be at least 10ms, got -5s"},
-		{"ttl under 1ms", "lock: {ttl: 500us}\n" + task, "t.yaml:1: lock.ttl must be at least 10ms, got 500µs"},
-		{"ttl 10ms", "lock: {ttl: 10ms}\n" + task, ""},
+		{"ttl zero", "lock: {ttl: 0s}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got 0s" + ttlWhy},
+		{"ttl negative", "lock: {ttl: -5s}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got -5s" + ttlWhy},
+		{"ttl under 1ms", "lock: {ttl: 500us}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got 500µs" + ttlWhy},
+		{"ttl 1s", "lock: {ttl: 1s}\n" + task, ""},
 		{"renew past 9/10 of ttl", "lock: {ttl: 10s, renew_interval: 9500ms}\n" + task, "t.yaml:1: lock.renew_interval (9.5s) must be below 9/10 of lock.ttl (10s), so below 9s: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3"},
-		{"ttl 9ms", "lock: {ttl: 9ms}\n" + task, "t.yaml:1: lock.ttl must be at least 10ms, got 9ms"},
+		{"ttl 999ms", "lock: {ttl: 999ms}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got 999ms" + ttlWhy},
+		{"max_clock_skew zero", "lock: {max_clock_skew: 0s}\n" + task, "t.yaml:1: lock.max_clock_skew must be above 0 and at most 1m0s, got 0s" + skewWhy},
+		{"max_clock_skew an hour", "lock: {max_clock_skew: 1h}\n" + task, "t.yaml:1: lock.max_clock_skew must be above 0 and at most 1m0s, got 1h0m0s" + skewWhy},
+		{"starting_deadline 1ns", "tasks:\n  - {name: t, schedule: '@hourly', task: log, starting_deadline: 1ns}\n",
+			`t.yaml:2: task "t": starting_deadline 1ns is too short for a claim to reach the store in time; use at least 1s, or leave it out (until the next tick, at most 1m0s)`},
 		{"renew zero", "lock: {renew_interval: 0s}\n" + task, "t.yaml:1: lock.renew_interval must be positive, got 0s"},
 		{"renew negative", "lock: {renew_interval: -1s}\n" + task, "t.yaml:1: lock.renew_interval must be positive, got -1s"},
 		{"renew equal to ttl", "lock: {ttl: 10s, renew_interval: 10s}\n" + task,
 			"t.yaml:1: lock.renew_interval (10s) must be below 9/10 of lock.ttl (10s), so below 9s: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3"},
 		{"renew against the default ttl", "lock: {renew_interval: 31s}\n" + task,
 			"t.yaml:1: lock.renew_interval (31s) must be below 9/10 of lock.ttl (30s), so below 27s: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3"},
-		{"renew not checked against a bad ttl", "lock: {ttl: 0s, renew_interval: 1m}\n" + task, "t.yaml:1: lock.ttl must be at least 10ms, got 0s"},
+		{"renew not checked against a bad ttl", "lock: {ttl: 0s, renew_interval: 1m}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got 0s" + ttlWhy},
 		{"unknown backend", "lock: {backend: etcd}\n" + task, `t.yaml:1: unknown lock backend "etcd": use memory or redis`},
 		{"backend is case-sensitive", "lock: {backend: Redis}\n" + task, `t.yaml:1: unknown lock backend "Redis": use memory or redis`},
 		{"redis url schemes", "lock: {redis: {url: 'unix:///run/redis.sock'}}\n" + task, ""},
@@ -252,11 +261,11 @@ func TestParse(t *testing.T) {
 			`t.yaml:2: task "t": jitter 1h30m0s could delay a claim past the next tick (ticks can be 1h0m0s apart): use a jitter of at most 1h0m0s`},
 		{"name with @", "tasks:\n  - {name: 'x@2026-11-27T12:00:00.000Z', schedule: '@hourly', task: log}\n",
 			`t.yaml:2: task "x@2026-11-27T12:00:00.000Z": name must not contain '@', which beat keeps for the per-tick locks of concurrency_policy Allow; use another character, like '-'`},
-		{"negative max_clock_skew", "lock: {max_clock_skew: -1s}\n" + task, `t.yaml:1: lock.max_clock_skew must not be negative, got -1s`},
+		{"negative max_clock_skew", "lock: {max_clock_skew: -1s}\n" + task, "t.yaml:1: lock.max_clock_skew must be above 0 and at most 1m0s, got -1s" + skewWhy},
 		{"suspend yes", "tasks:\n  - {name: t, schedule: '@hourly', task: log, suspend: yes}\n", `t.yaml:2: task "t": suspend: expected true or false, got "yes"`},
 		{"suspend list", "tasks:\n  - {name: t, schedule: '@hourly', task: log, suspend: []}\n", `t.yaml:2: task "t": suspend: expected true or false, got a list`},
 		{"problems sorted by line", "tasks:\n  - {name: b, schedule: '@hourly', task: log, jitter: -1s}\n" +
-			"lock: {ttl: 0s}\n", "t.yaml:2: task \"b\": jitter must not be negative, got -1s\nt.yaml:3: lock.ttl must be at least 10ms, got 0s"},
+			"lock: {ttl: 0s}\n", "t.yaml:2: task \"b\": jitter must not be negative, got -1s\nt.yaml:3: lock.ttl must be at least 1s, got 0s" + ttlWhy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -183,8 +183,8 @@ func (d *decoder) lock(e entry) Lock {
 	ttlOK := true
 	if v, ok := d.duration(f["ttl"], "lock.ttl"); ok {
 		l.TTL = v
-		if err := lock.CheckRenewal(v, v/3); err != nil {
-			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v", 10*lock.MinTTL, v)
+		if v < MinTTL {
+			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v: a run renews its lease and stops trusting it at 9/10 of the ttl, which needs round trips to the store to fit; the default is %v", MinTTL, v, DefaultTTL)
 			ttlOK = false
 		}
 	}
@@ -198,8 +198,11 @@ func (d *decoder) lock(e entry) Lock {
 			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be below 9/10 of lock.ttl (%v), so below %v: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3", v, l.TTL, lock.TrustedFor(l.TTL))
 		}
 	}
-	if v, ok := d.nonNegative(f["max_clock_skew"], "lock.max_clock_skew"); ok {
+	if v, ok := d.duration(f["max_clock_skew"], "lock.max_clock_skew"); ok {
 		l.MaxClockSkew = v
+		if v <= 0 || v > MaxMaxClockSkew {
+			d.problem(f["max_clock_skew"].line(), "lock.max_clock_skew must be above 0 and at most %v, got %v: it is how far a replica's clock may run ahead of the store's before its claims are refused; machines kept in time by NTP differ by milliseconds; the default is %v", MaxMaxClockSkew, v, DefaultMaxClockSkew)
+		}
 	}
 	return l
 }
@@ -297,6 +300,9 @@ func (d *decoder) task(n *yaml.Node, zone *time.Location, seen map[string]int) (
 	}
 	t.Timeout, _ = d.nonNegative(f["timeout"], "timeout")
 	t.StartingDeadline, _ = d.nonNegative(f["starting_deadline"], "starting_deadline")
+	if t.StartingDeadline > 0 && t.StartingDeadline < MinStartingDeadline {
+		d.problem(f["starting_deadline"].line(), "starting_deadline %v is too short for a claim to reach the store in time; use at least %v, or leave it out (until the next tick, at most %v)", t.StartingDeadline, MinStartingDeadline, scheduler.DefaultStartingDeadline)
+	}
 	t.Jitter, _ = d.nonNegative(f["jitter"], "jitter")
 	if err := scheduler.CheckTiming(t.Schedule, t.StartingDeadline, t.Jitter); err != nil {
 		d.problem(f["jitter"].line(), "%v", err)

@@ -64,6 +64,15 @@ type ClaimRequest struct {
 	// Also how far ahead of the store's clock a claim record may lie and
 	// still be trusted. Not negative.
 	MaxSkew time.Duration
+	// NotAfter, when set, closes the tick's window: once the store's clock
+	// has reached it (the tick's starting deadline, or its next tick), the
+	// tick is TooLate.
+	NotAfter time.Time
+	// KnownEpoch is the store's epoch as the caller last saw it; zero when
+	// it has seen none. A caller that saw an earlier epoch than the store's
+	// tells the store that runs from before the new epoch may still be
+	// going (see ClaimResult.Guarded).
+	KnownEpoch time.Time
 }
 
 // Outcome is what became of a claim.
@@ -92,6 +101,10 @@ const (
 	// tick was claimed before, so it refuses it rather than risk a second
 	// run.
 	StoreLost
+	// TooLate: the store's clock has reached req.NotAfter, or a later tick
+	// was claimed while this one was never decided (it was passed over);
+	// nothing is recorded.
+	TooLate
 )
 
 func (o Outcome) String() string {
@@ -108,6 +121,8 @@ func (o Outcome) String() string {
 		return "clock-ahead"
 	case StoreLost:
 		return "store-lost"
+	case TooLate:
+		return "too-late"
 	}
 	return fmt.Sprintf("Outcome(%d)", uint8(o))
 }
@@ -137,6 +152,10 @@ type ClaimResult struct {
 	// FutureRecord, when set, is a claim record that lay further ahead of
 	// the store's clock than MaxSkew, and was disregarded (see Claimer).
 	FutureRecord time.Time
+	// Guarded is set with Busy when the store began a new epoch less than a
+	// ttl ago after losing its records: a run claimed before may still hold
+	// a lock the store no longer knows of.
+	Guarded bool
 }
 
 // Claimer claims scheduled ticks. Every method is one atomic step in the
@@ -146,7 +165,9 @@ type ClaimResult struct {
 // record of every claim, and the store's clock. A store without an epoch
 // (new, or one that lost its records) takes the current time as its epoch;
 // both Epoch and Claim do that, so a store that restarts empty gets a new
-// epoch at its first call.
+// epoch at its first call. A store that can tell that it restarted, or
+// failed over, since its epoch began (Redis: another run_id) may have lost
+// the last records before it; Claim then begins a new epoch too.
 //
 // Claim judges req.Tick, in this order, against the store's clock (now) and
 // the task's record:
@@ -154,10 +175,16 @@ type ClaimResult struct {
 //     nothing, so a tick is never claimed before the store's clock reaches
 //     it, and every claim record lies at or before the store's clock);
 //   - tick before the epoch: StoreLost;
-//   - tick not later than the task's last claimed tick: AlreadyClaimed;
+//   - the same owner and session asking again for the tick it holds: its
+//     lease back (see below);
+//   - tick between the decided tick before the last claimed one and that
+//     one: TooLate (passed over, never claimed); tick not later than the
+//     last claimed tick: AlreadyClaimed;
 //   - tick not later than the last tick skipped as Busy: Busy;
-//   - under Forbid, the task's lock held (even by req.Owner itself): Busy,
-//     and the tick is recorded as skipped;
+//   - now at or after req.NotAfter: TooLate, recording nothing;
+//   - under Forbid, the task's lock held (even by req.Owner itself), or the
+//     epoch begun after a loss less than req.TTL ago (Guarded): Busy, and
+//     the tick is recorded as skipped;
 //   - otherwise Claimed: under Replace the lock is taken from whoever holds
 //     it, under Allow every tick locks a key of its own; the tick is
 //     recorded, the lock set to req.Owner for req.TTL and a fencing token
@@ -222,11 +249,14 @@ func CheckTask(name string) error {
 
 // CheckClaim checks a claim request's arguments.
 func CheckClaim(req ClaimRequest) error {
-	var skew error
+	var skew, window error
 	if req.MaxSkew < 0 {
 		skew = fmt.Errorf("lock: max clock skew %v is negative", req.MaxSkew)
 	}
-	return errors.Join(CheckTask(req.Task), CheckOwner(req.Owner), CheckTTL(req.TTL), checkPolicy(req.Policy), skew)
+	if !req.NotAfter.IsZero() && !req.NotAfter.After(req.Tick) {
+		window = fmt.Errorf("lock: NotAfter %v is not after the tick %v", req.NotAfter, req.Tick)
+	}
+	return errors.Join(CheckTask(req.Task), CheckOwner(req.Owner), CheckTTL(req.TTL), checkPolicy(req.Policy), skew, window)
 }
 
 // CheckLease checks a lease's arguments; ttl < 0 skips the ttl check, for

@@ -119,7 +119,7 @@ func TestOlderClaimAbandonedWhenNewerTickDue(t *testing.T) {
 		case ev := <-b.events:
 			switch ev.Kind {
 			case scheduler.Missed:
-				if !ev.Tick.Equal(t0) || !strings.Contains(ev.Reason, "newer tick") {
+				if !ev.Tick.Equal(t0) || !strings.Contains(ev.Reason, "next tick of the task came due") {
 					t.Errorf("missed %v (%s); want %v, superseded", ev.Tick, ev.Reason, t0)
 				}
 				missed = true
@@ -144,29 +144,71 @@ func TestOlderClaimAbandonedWhenNewerTickDue(t *testing.T) {
 	}
 }
 
-// TestClaimAnsweredAfterNewerTickIsNotRun: a claim whose answer arrives
-// after a newer tick of the task came due is released, not run.
-func TestClaimAnsweredAfterNewerTickIsNotRun(t *testing.T) {
-	b := setup(t)
-	held := &heldAnswer{Store: b.store, hold: make(chan struct{}), arrived: make(chan struct{})}
-	b.store = held
-	var rec recorder
-	// The next tick comes 2s later, within 9/10 of the 3s ttl: the held
-	// answer's lease is still trusted, but no longer the latest tick's.
-	b.start(t, []scheduler.Task{{Name: "a", Schedule: every(t, "@every 2s"), Func: rec.fn, Policy: lock.Allow, StartingDeadline: 5 * time.Second}})
-	<-held.arrived // tick 0 is claimed in the store; its answer is held back
-	b.step(t, 2*time.Second, 1)
-	b.expect(t, scheduler.Claimed, t0.Add(2*time.Second))
-	b.expect(t, scheduler.Succeeded, t0.Add(2*time.Second))
-	close(held.hold)
-	if ev := b.expect(t, scheduler.Missed, t0); !strings.Contains(ev.Reason, "newer tick") {
-		t.Errorf("reason %q; want superseded", ev.Reason)
+// TestWindowJudgedByStoreClock: a tick's window (its starting deadline, or
+// its next tick) is judged by the store's clock, as its start is: a replica
+// whose clock runs ahead by more than the window, but within the max skew,
+// still claims its ticks once the store's clock reaches them; one whose
+// clock runs behind by more than the window gets none, each reported as
+// missed with how far behind it is.
+func TestWindowJudgedByStoreClock(t *testing.T) {
+	cases := []struct {
+		name   string
+		by     time.Duration
+		runs   bool
+		reason string
+	}{
+		{"ahead 1.5s, within the skew", 1500 * time.Millisecond, true, ""},
+		{"behind 3s", -3 * time.Second, false, "behind the store's"},
 	}
-	if ok, _ := held.Store.IsLocked(context.Background(), lock.LeaseKey("a", t0, lock.Allow)); ok {
-		t.Error("the abandoned claim's lock is still held")
-	}
-	if runs := rec.all(); len(runs) != 1 {
-		t.Errorf("%d runs; want 1", len(runs))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := setup(t)
+			var rec recorder
+			missed := make(chan scheduler.Event, 100)
+			s, err := scheduler.New(b.store, []scheduler.Task{{Name: "w", Schedule: every(t, "@every 1s"), Func: rec.fn}},
+				scheduler.WithClock(clock.Offset{Base: b.clock, By: c.by}), scheduler.WithLease(3*time.Second, time.Second),
+				quietLog(), scheduler.WithObserver(func(ev scheduler.Event) {
+					if ev.Kind == scheduler.Missed {
+						missed <- ev
+					}
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.StopAndCancel(context.Background()) })
+			for range 40 { // 4s in steps, so timers of either clock fire
+				if !b.clock.BlockUntil(1, hang) {
+					t.Fatal("no timer")
+				}
+				b.clock.Advance(100 * time.Millisecond)
+				time.Sleep(time.Millisecond)
+			}
+			n := rec.n.Load()
+			if c.runs && n < 3 {
+				t.Errorf("%d runs in 4s of @every 1s; want 3 or more", n)
+			}
+			if !c.runs {
+				if n != 0 {
+					t.Errorf("%d runs; want none, every window closed by the store's clock", n)
+				}
+				select {
+				case ev := <-missed:
+					if !strings.Contains(ev.Reason, c.reason) {
+						t.Errorf("missed, reason %q; want it to say %q", ev.Reason, c.reason)
+					}
+				default:
+					t.Error("no tick reported missed")
+				}
+			}
+			for _, r := range rec.all() {
+				if r.ScheduledAt.After(b.clock.Now()) {
+					t.Errorf("tick %v ran before the store's clock reached it", r.ScheduledAt)
+				}
+			}
+		})
 	}
 }
 
@@ -338,23 +380,5 @@ type slowAnswer struct {
 func (s *slowAnswer) Claim(ctx context.Context, r lock.ClaimRequest) (lock.ClaimResult, error) {
 	res, err := s.Store.Claim(ctx, r)
 	s.clock(s.delay)
-	return res, err
-}
-
-// heldAnswer is a store whose first claim reaches the store and whose
-// answer is held back until hold is closed.
-type heldAnswer struct {
-	lock.Store
-	n       atomic.Int64
-	hold    chan struct{}
-	arrived chan struct{}
-}
-
-func (h *heldAnswer) Claim(ctx context.Context, r lock.ClaimRequest) (lock.ClaimResult, error) {
-	res, err := h.Store.Claim(ctx, r)
-	if h.n.Add(1) == 1 {
-		close(h.arrived)
-		<-h.hold
-	}
 	return res, err
 }

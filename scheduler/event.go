@@ -62,7 +62,7 @@ type Event struct {
 	Tick     time.Time // the tick's nominal instant
 	Token    uint64    // fencing token, once claimed
 	Count    int       // Missed: how many ticks (missedLimit means that many or more)
-	Reason   string    // Missed, StoreLost: why
+	Reason   string    // Missed, StoreLost, and Busy when the store lost its records: why
 	Err      error     // Failed, ClaimFailed, ClockAhead, Lost
 	Duration time.Duration
 }
@@ -113,6 +113,10 @@ func (s *Scheduler) emit(ev Event) {
 		attrs = append(attrs, "duration", ev.Duration, "err", ev.Err)
 	case Busy:
 		level, msg = slog.LevelWarn, "tick skipped: the previous run still holds the lock (concurrency_policy Forbid)"
+		if ev.Reason != "" {
+			msg = "tick skipped: a run from before the lock store lost its records may still be going (concurrency_policy Forbid)"
+			attrs = append(attrs, "reason", ev.Reason)
+		}
 	case Missed:
 		level, msg = slog.LevelWarn, "ticks missed"
 		attrs = append(attrs, "count", ev.Count, "reason", ev.Reason)

@@ -72,8 +72,6 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		// From here on, a claim of an older tick of the task is abandoned.
-		d.task.latest.Store(d.tick.UnixNano())
 		s.runs.Add(1)
 		go s.handle(d.task, d.tick)
 		s.advance(d, d.tick, now, false)

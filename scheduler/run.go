@@ -26,7 +26,11 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 		s.emit(Event{Kind: AlreadyClaimed, Task: t.Name, Tick: tick})
 		return
 	case lock.Busy:
-		s.emit(Event{Kind: Busy, Task: t.Name, Tick: tick})
+		ev := Event{Kind: Busy, Task: t.Name, Tick: tick}
+		if res.Guarded {
+			ev.Reason = "the lock store lost its records less than a lock ttl ago, and a run claimed before may still hold the task"
+		}
+		s.emit(ev)
 		return
 	case lock.ClockAhead:
 		s.emit(Event{Kind: ClockAhead, Task: t.Name, Tick: tick, Err: fmt.Errorf(
@@ -38,7 +42,11 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 			"the lock store holds no claim record from before %v (it is new, or it restarted without its data), so it cannot tell whether this tick already ran; skipped so that it never runs twice",
 			res.Epoch)})
 		return
+	case lock.TooLate:
+		s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Reason: s.lateReason(t, tick, res)})
+		return
 	}
+	s.claimed.Store(true)
 	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token})
 	s.execute(t, tick, res.Lease, validFrom)
 }
@@ -77,10 +85,13 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 	deadline := t.deadline(tick)
 	backoff := s.backoff[0]
 	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.owner, TTL: s.ttl, Policy: t.Policy,
-		Session: s.session, MaxSkew: s.maxSkew}
+		Session: s.session, MaxSkew: s.maxSkew, NotAfter: deadline}
 	for attempt := 1; ; attempt++ {
 		if s.stopping() || s.abandoned(t, tick, deadline) {
 			return lock.ClaimResult{}, time.Time{}, false
+		}
+		if e := s.epoch.Load(); e != 0 {
+			req.KnownEpoch = time.UnixMilli(e)
 		}
 		sent := s.clock.Now()
 		// A claim in flight is not cancelled by Stop: one that reached the
@@ -97,11 +108,11 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 			s.log.Debug("tick not yet due by the lock store's clock; waiting for it", "task", t.Name, "tick", tick.UTC(), "wait", wait)
 		case err == nil:
 			s.noteAnswer(t.Name, res)
-			if res.Outcome == lock.Claimed && !s.keep(t, tick, res.Lease, sent) {
+			if res.Outcome == lock.Claimed && !s.trusted(t, tick, res.Lease, sent) {
 				return lock.ClaimResult{}, time.Time{}, false
 			}
 			return res, sent, true
-		case !s.clock.Now().Add(backoff).Before(deadline):
+		case !s.clock.Now().Add(backoff).Before(deadline.Add(s.maxSkew)):
 			s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Err: fmt.Errorf("after %d attempts: %w", attempt, err)})
 			return lock.ClaimResult{}, time.Time{}, false
 		default:
@@ -119,38 +130,48 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 	}
 }
 
-// abandoned reports, as missed, a tick whose claim must not be sent: its
-// starting deadline has passed, or a newer tick of the task is due.
+// abandoned reports, as missed, a tick whose claim would come too late
+// even by a store's clock up to the max skew behind this replica's: the
+// process was paused, its clock stepped, or the store was unreachable. The
+// store itself refuses claims after the tick's window (TooLate), judged by
+// its clock.
 func (s *Scheduler) abandoned(t *job, tick, deadline time.Time) bool {
-	var reason string
-	switch {
-	case t.latest.Load() > tick.UnixNano():
-		reason = "a newer tick of the task came due before this one could be claimed; only the most recent due tick is tried"
-	case !s.clock.Now().Before(deadline):
-		reason = fmt.Sprintf("its starting deadline (%v) passed before it could be claimed: the process was paused, its clock stepped, or the lock store was unreachable", deadline.Sub(tick))
-	default:
+	if s.clock.Now().Before(deadline.Add(s.maxSkew)) {
 		return false
 	}
-	s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Reason: reason})
+	s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1,
+		Reason: windowClosed(t, tick, deadline) + " before it could be claimed: the process was paused, its clock stepped, or the lock store was unreachable"})
 	return true
 }
 
-// keep decides whether a claimed lease may be run: not when its answer came
-// so late that the lease is no longer trusted, nor when a newer tick of the
-// task came due meanwhile. A lease not kept is released (the tick stays
-// claimed, so it runs nowhere) and the tick reported.
-func (s *Scheduler) keep(t *job, tick time.Time, lease lock.Lease, sent time.Time) bool {
+// lateReason says why the store found a claim too late.
+func (s *Scheduler) lateReason(t *job, tick time.Time, res lock.ClaimResult) string {
+	reason := windowClosed(t, tick, t.deadline(tick)) + " by the lock store's clock before the claim reached it"
+	if behind := res.StoreTime.Sub(s.clock.Now()); behind > time.Second {
+		reason += fmt.Sprintf(" (this replica's clock is about %v behind the store's)", behind.Round(100*time.Millisecond))
+	}
+	return reason
+}
+
+// windowClosed names what closed the tick's window.
+func windowClosed(t *job, tick, deadline time.Time) string {
+	if next := t.Schedule.Next(tick); deadline.Equal(next) {
+		return "the next tick of the task came due (only the most recent due tick is run)"
+	}
+	return fmt.Sprintf("its starting deadline (%v) passed", deadline.Sub(tick))
+}
+
+// trusted reports whether a claimed lease may be run: not when its answer
+// came so late that the lease may already have expired. A lease not trusted
+// is released (the tick stays claimed, so it runs nowhere) and the tick
+// reported.
+func (s *Scheduler) trusted(t *job, tick time.Time, lease lock.Lease, sent time.Time) bool {
 	took := s.clock.Now().Sub(sent)
-	switch {
-	case took >= lock.TrustedFor(s.ttl):
-		s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Token: lease.Token, Err: fmt.Errorf(
-			"the claim's answer took %v, past 9/10 of the lock ttl (%v): its lease may already have expired, so the run was not started", took, s.ttl)})
-	case t.latest.Load() > tick.UnixNano():
-		s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Token: lease.Token,
-			Reason: "a newer tick of the task came due while this one was being claimed; only the most recent due tick is run"})
-	default:
+	if took < lock.TrustedFor(s.ttl) {
 		return true
 	}
+	s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Token: lease.Token, Err: fmt.Errorf(
+		"the claim's answer took %v, past 9/10 of the lock ttl (%v): its lease may already have expired, so the run was not started", took, s.ttl)})
 	s.release(lease, tick, false)
 	return false
 }

@@ -71,10 +71,12 @@ func (t *Task) lateness() time.Duration {
 	return DefaultStartingDeadline
 }
 
-// deadline is the last instant at which a claim of tick may start.
+// deadline closes the tick's window: its starting deadline or its next
+// tick, whichever comes first (only the most recent due tick is ever run).
+// No claim of the tick may be made from then on.
 func (t *Task) deadline(tick time.Time) time.Time {
 	d := t.lateness()
-	if next := t.Schedule.Next(tick); t.StartingDeadline == 0 && !next.IsZero() {
+	if next := t.Schedule.Next(tick); !next.IsZero() {
 		d = min(d, next.Sub(tick))
 	}
 	return tick.Add(d)
@@ -108,9 +110,6 @@ func CheckTiming(sched schedule.Schedule, startingDeadline, jitter time.Duration
 // job is a task and what the scheduler keeps about it while it runs.
 type job struct {
 	Task
-	// latest is the most recent tick handed to a claim (Unix ns): a claim of
-	// an older tick is abandoned once a newer one is due.
-	latest atomic.Int64
 	// answered is set at the first answer of the store about the task; the
 	// ticks that nobody decided before this process started are reported
 	// then, once.
@@ -150,6 +149,9 @@ type Scheduler struct {
 
 	// epoch is the store's epoch (Unix ms) as this process last saw it.
 	epoch atomic.Int64
+	// claimed is set once this process has claimed a tick: a stop that
+	// never claimed anything has no locks to release.
+	claimed atomic.Bool
 	// releaseAt is when a stop releases the locks of runs that have not
 	// returned; zero until a stop cancels them.
 	releaseAt instant
@@ -404,6 +406,9 @@ func (s *Scheduler) finish(runsReturned bool) error {
 }
 
 func (s *Scheduler) releaseAll() error {
+	if !s.claimed.Load() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n, err := s.store.ReleaseAll(ctx, s.owner)

@@ -157,6 +157,10 @@ func (c *Cmd) Start(ctx context.Context) error {
 	// report lands in beat's stderr, never in the task's output.
 	proc.Stderr = os.Stderr
 	proc.ExtraFiles = []*os.File{supCtl, outW, errW}
+	// A process group of its own: a signal to beat's whole group (SIGSTOP,
+	// SIGKILL, a Ctrl-C) then leaves it awake to watch the lease and to
+	// kill the command when beat can no longer say it holds.
+	proc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := proc.Start(); err != nil {
 		closeAll()
 		return fmt.Errorf("exec supervisor: start %s: %w", self, err)

@@ -11,7 +11,7 @@
 //
 // # Processes
 //
-//	beat ── supervisor (argv[0] "beat-exec-supervisor", beat's process group)
+//	beat ── supervisor (argv[0] "beat-exec-supervisor", a process group of its own)
 //	         └── command (a process group of its own, led by the command)
 //	              └── whatever the command starts
 //
@@ -19,8 +19,10 @@
 // a child subreaper, so that descendants that leave the group (setsid) and
 // lose their parent are re-parented to it rather than to init. It catches
 // and ignores SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGPIPE:
-// a signal to beat's whole process group (a Ctrl-C) must not make it act on
-// its own; beat decides. It never writes to the command's stdout or stderr:
+// beat decides what happens to the command. It is in a process group of
+// its own, so that a signal to beat's whole group (a Ctrl-C, SIGSTOP or
+// SIGKILL to the group) leaves it awake to end the command when beat can no
+// longer hold its lease. It never writes to the command's stdout or stderr:
 // those reach it as fds 4 and 5 and go to the command only.
 //
 // # Protocol

@@ -23,8 +23,8 @@ func executable() (string, error) { return "/proc/self/exe", nil }
 
 // commandSysProcAttr gives the command a process group of its own, and a
 // SIGKILL if the supervisor dies (the parent-death signal): if beat and the
-// supervisor die together, say by `kill -9 -<beat's group>`, nobody is left
-// to kill the group, and this at least ends the command itself.
+// supervisor die together (both SIGKILLed, say), nobody is left to kill the
+// group, and this at least ends the command itself.
 func commandSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -92,10 +92,16 @@ func (s *suite) claim(t *testing.T) {
 			c.releaseLease(first.Lease, true)
 			c.claimOutcome(c.req("t", 1, "b", lock.Forbid), lock.AlreadyClaimed)
 		}},
-		{"an older tick is already claimed", func(c checker) {
+		{"an older tick is already claimed, or passed over", func(c checker) {
+			c.claimOK(c.req("t", 2, "a", lock.Allow))
 			c.claimOK(c.req("t", 5, "a", lock.Allow))
-			c.claimOutcome(c.req("t", 4, "b", lock.Allow), lock.AlreadyClaimed)
-			c.claimOutcome(c.req("t", 4, "b", lock.Replace), lock.AlreadyClaimed)
+			c.claimOutcome(c.req("t", 2, "b", lock.Allow), lock.AlreadyClaimed)
+			c.claimOutcome(c.req("t", 1, "b", lock.Allow), lock.AlreadyClaimed)
+			// Never claimed, and never will be: claims only move forward.
+			c.claimOutcome(c.req("t", 4, "b", lock.Allow), lock.TooLate)
+			c.claimOutcome(c.req("t", 3, "b", lock.Replace), lock.TooLate)
+			c.claimOK(c.req("first", 5, "a", lock.Forbid))
+			c.claimOutcome(c.req("first", 3, "b", lock.Forbid), lock.TooLate)
 		}},
 		{"ticks compare at millisecond precision", func(c checker) {
 			c.claimOK(lock.ClaimRequest{Task: "t", Tick: c.tick(1).Add(400 * time.Microsecond), Owner: "a", TTL: long, Policy: lock.Allow})
@@ -275,6 +281,34 @@ func (s *suite) claim(t *testing.T) {
 			}
 			if again, _, _ := c.s.Epoch(bg()); !again.Equal(epoch) {
 				c.t.Errorf("epoch moved from %v to %v", epoch, again)
+			}
+		}},
+		{"a tick whose window the store's clock has passed is too late", func(c checker) {
+			r := c.req("t", 1, "a", lock.Forbid)
+			r.NotAfter = c.tick(2)
+			c.claimOutcome(r, lock.TooLate)
+			c.held("t", "")
+			// Nothing recorded: a replica whose window is still open claims it.
+			r.NotAfter = time.Time{}
+			c.claimOK(r)
+			// AlreadyClaimed says more than TooLate, and comes first.
+			r.Owner, r.NotAfter = "b", c.tick(2)
+			c.claimOutcome(r, lock.AlreadyClaimed)
+			bad := c.req("t", 3, "a", lock.Forbid)
+			bad.NotAfter = c.tick(3)
+			if _, err := c.s.Claim(bg(), bad); err == nil {
+				c.t.Error("a NotAfter not after the tick was accepted")
+			}
+		}},
+		{"a lost answer's retry gets the lease back even once the window closed", func(c checker) {
+			r := c.req("t", 1, "a", lock.Forbid)
+			r.Session, r.NotAfter = "process-1", c.tick(2)
+			c.claimOutcome(r, lock.TooLate) // the window has closed for a new claim
+			r.NotAfter = time.Time{}
+			first := c.claimOK(r)
+			r.NotAfter = c.tick(2)
+			if again := c.claimOK(r); again.Lease != first.Lease {
+				c.t.Errorf("retry = %+v; want the lease %+v", again.Lease, first.Lease)
 			}
 		}},
 		{"a task name with '@' is refused", func(c checker) {

@@ -238,12 +238,21 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 			return res, nil
 		}
 		res.Outcome = lock.AlreadyClaimed
+		if tick < last && tick > st.prev && last == st.last {
+			res.Outcome = lock.TooLate // passed over: claims only move forward
+		}
 		return res, nil
 	}
 	if busy != 0 && tick <= busy {
 		res.Outcome = lock.Busy
 		return res, nil
 	}
+	if !req.NotAfter.IsZero() && !now.Before(req.NotAfter) {
+		res.Outcome = lock.TooLate
+		return res, nil
+	}
+	// A memory store never loses its records while it lives, so no claim is
+	// Guarded.
 	if req.Policy == lock.Forbid && b.locks[key] != nil {
 		st.busy = tick
 		res.Outcome = lock.Busy

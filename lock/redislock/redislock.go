@@ -91,6 +91,8 @@ func (b *Backend) fenceKey(key string) string   { return b.prefix + "fence:" + k
 func (b *Backend) ownerKey(owner string) string { return b.prefix + "owner:" + owner }
 func (b *Backend) stateKey(task string) string  { return b.prefix + "state:" + task }
 func (b *Backend) epochKey() string             { return b.prefix + "epoch" }
+func (b *Backend) epochServerKey() string       { return b.prefix + "epoch:server" }
+func (b *Backend) epochGuardKey() string        { return b.prefix + "epoch:guard" }
 
 // keys are the keys of the scripts that touch one lock.
 func (b *Backend) keys(key, owner string) []string {
@@ -187,7 +189,7 @@ func (b *Backend) Epoch(ctx context.Context) (time.Time, time.Time, error) {
 	if b.err != nil {
 		return time.Time{}, time.Time{}, b.err
 	}
-	reply, err := epochScript.Run(ctx, b.client, []string{b.epochKey()}).Int64Slice()
+	reply, err := epochScript.Run(ctx, b.client, []string{b.epochKey(), b.epochServerKey()}).Int64Slice()
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("redislock: epoch: %w", err)
 	}
@@ -206,8 +208,10 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	}
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
 	reply, err := claimScript.Run(ctx, b.client,
-		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key), b.epochKey()},
+		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key),
+			b.epochKey(), b.epochServerKey(), b.epochGuardKey()},
 		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session, ms(req.MaxSkew),
+		unixMilli(req.NotAfter), unixMilli(req.KnownEpoch),
 	).Slice()
 	if err != nil {
 		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: %w", req.Task, req.Tick.UTC(), err)
@@ -222,15 +226,23 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	return res, nil
 }
 
+// unixMilli is t in Unix milliseconds, 0 for the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // parseClaim reads the claim script's {outcome, previous, token, now,
-// epoch, future} reply.
+// epoch, future, guarded} reply.
 func parseClaim(reply []any) (lock.ClaimResult, error) {
 	var res lock.ClaimResult
-	if len(reply) != 6 {
-		return res, fmt.Errorf("%d fields, want 6", len(reply))
+	if len(reply) != 7 {
+		return res, fmt.Errorf("%d fields, want 7", len(reply))
 	}
 	code, ok := reply[0].(int64)
-	if !ok || code < int64(lock.Claimed) || code > int64(lock.StoreLost) {
+	if !ok || code < int64(lock.Claimed) || code > int64(lock.TooLate) {
 		return res, errors.New("bad outcome")
 	}
 	res.Outcome = lock.Outcome(code)
@@ -247,6 +259,11 @@ func parseClaim(reply []any) (lock.ClaimResult, error) {
 		return res, errors.New("bad clock or epoch")
 	}
 	res.StoreTime, res.Epoch = time.UnixMilli(now).UTC(), time.UnixMilli(epoch).UTC()
+	guarded, ok := reply[6].(int64)
+	if !ok || guarded < 0 || guarded > 1 {
+		return res, errors.New("bad guard flag")
+	}
+	res.Guarded = guarded == 1
 	if res.Outcome != lock.Claimed {
 		return res, nil
 	}

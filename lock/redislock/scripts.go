@@ -24,7 +24,15 @@ import "github.com/redis/go-redis/v9"
 //	P epoch          string, the server's time (Unix ms) from which it holds
 //	                 every claim record; set when missing, so a server that
 //	                 restarted empty gets a new one at its first call
-
+//	P epoch:server   string, the run_id of the Redis process that began the
+//	                 epoch: a claim served by another (a restart from a
+//	                 snapshot, a failover) begins a new epoch, since the
+//	                 last records before it may be lost
+//	P epoch:guard    string, present (PX) for a ttl after an epoch that
+//	                 began with a loss: Forbid claims are Busy meanwhile,
+//	                 since runs from before may still hold locks the store
+//	                 no longer knows of
+//
 // prelude is shared by the scripts that index locks.
 const prelude = `
 local function now_ms()
@@ -92,37 +100,65 @@ redis.call('DEL', KEYS[1])
 return n
 `)
 
-// epochPrelude reads the epoch (KEYS[1] of epochScript, KEYS[5] of
-// claimScript), setting it to the server's time when it is missing.
+// epochPrelude keeps the epoch. server_id is the serving process's run_id,
+// or "" where INFO is not available (miniredis).
 const epochPrelude = `
-local function epoch_of(key, now)
-  local e = tonumber(redis.call('GET', key))
-  if not e then
-    e = now
-    redis.call('SET', key, string.format('%.0f', e))
-  end
-  return e
+local function server_id()
+  local info = redis.pcall('INFO', 'server')
+  if type(info) ~= 'string' then return '' end
+  return string.match(info, 'run_id:(%x+)') or ''
+end
+-- begin_epoch starts an epoch at now, in the keys ekey (epoch) and skey
+-- (the server that began it).
+local function begin_epoch(ekey, skey, now)
+  redis.call('SET', ekey, string.format('%.0f', now))
+  local sid = server_id()
+  if sid ~= '' then redis.call('SET', skey, sid) end
+  return now
 end
 `
 
-// KEYS: epoch. Returns {epoch ms, now ms}.
+// KEYS: epoch, epoch:server. Returns {epoch ms, now ms}.
 var epochScript = redis.NewScript(prelude + epochPrelude + `
 local now = now_ms()
-return {epoch_of(KEYS[1], now), now}
+local e = tonumber(redis.call('GET', KEYS[1])) or begin_epoch(KEYS[1], KEYS[2], now)
+return {e, now}
 `)
 
-// KEYS: state, lock, owner index, fence, epoch.
-// ARGV: owner, ttl ms, tick ms, policy, key, session, max skew ms.
+// KEYS: state, lock, owner index, fence, epoch, epoch:server, epoch:guard.
+// ARGV: owner, ttl ms, tick ms, policy, key, session, max skew ms, not
+// after ms (0: none), known epoch ms (0: none).
 // Returns {outcome, previous tick or "", token or "", now, epoch, future
-// record or ""}; outcome 1 claimed, 2 already claimed, 3 busy, 4 not yet,
-// 5 clock ahead, 6 store lost (the order of lock.Claimer's rules).
+// record or "", guarded 0|1}; outcome 1 claimed, 2 already claimed, 3
+// busy, 4 not yet, 5 clock ahead, 6 store lost, 7 too late (the order of
+// lock.Outcome).
 var claimScript = redis.NewScript(prelude + epochPrelude + `
 local now = now_ms()
-local epoch = epoch_of(KEYS[5], now)
+local ttl, known = tonumber(ARGV[2]), tonumber(ARGV[9])
+local epoch = tonumber(redis.call('GET', KEYS[5]))
+local lost = false
+if epoch then
+  local sid = server_id()
+  if sid ~= '' and redis.call('GET', KEYS[6]) ~= sid then
+    -- Served by another Redis process than the one that began the epoch:
+    -- it restarted (perhaps from an older snapshot) or failed over, and
+    -- the last records before may be gone.
+    epoch, lost = begin_epoch(KEYS[5], KEYS[6], now), true
+  elseif known > 0 and known < epoch then
+    lost = true -- the caller saw the epoch before this one
+  end
+else
+  epoch = begin_epoch(KEYS[5], KEYS[6], now)
+  lost = known > 0 -- else a new store, as far as anyone can tell
+end
+if lost and now < epoch + ttl then
+  redis.call('SET', KEYS[7], '1', 'PX', string.format('%.0f', epoch + ttl - now))
+end
+
 local tick = tonumber(ARGV[3])
 local horizon = now + tonumber(ARGV[7])
-local function answer(code, prev, token, future)
-  return {code, prev, token, now, epoch, future}
+local function answer(code, prev, token, future, guarded)
+  return {code, prev, token, now, epoch, future, guarded or 0}
 end
 if tick > horizon then return answer(5, '', '', '') end
 if tick > now then return answer(4, '', '', '') end
@@ -150,13 +186,22 @@ if last and tick <= last then
     index(KEYS[3], ARGV[5], ARGV[2])
     return answer(1, st[3] or '', st[2], '')
   end
+  local before = tonumber(st[3])
+  if future == '' and tick < last and (not before or tick > before) then
+    return answer(7, previous, '', future) -- passed over: claims only move forward
+  end
   return answer(2, previous, '', future)
 end
 if busy and tick <= busy then return answer(3, previous, '', future) end
--- GET, not EXISTS: a key of the wrong type is an error to report, not a holder.
-if redis.call('GET', KEYS[2]) and ARGV[4] == 'Forbid' then
-  redis.call('HSET', KEYS[1], 'busy', ARGV[3])
-  return answer(3, previous, '', future)
+local not_after = tonumber(ARGV[8])
+if not_after > 0 and now >= not_after then return answer(7, previous, '', future) end
+if ARGV[4] == 'Forbid' then
+  local guarded = redis.call('EXISTS', KEYS[7]) == 1
+  -- GET, not EXISTS: a key of the wrong type is an error to report, not a holder.
+  if guarded or redis.call('GET', KEYS[2]) then
+    redis.call('HSET', KEYS[1], 'busy', ARGV[3])
+    return answer(3, previous, '', future, guarded and 1 or 0)
+  end
 end
 -- The token also follows the server's clock (microseconds), so it keeps
 -- rising even when this record is lost with a store that keeps nothing.

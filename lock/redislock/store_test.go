@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,6 +208,89 @@ func TestStoreLossIsNoticed(t *testing.T) {
 	})
 }
 
+// TestRestartBeginsEpoch: a claim served by another Redis process than the
+// one that began the epoch (a restart from an older snapshot, a failover)
+// begins a new epoch, although the old epoch's key is still there: the last
+// claims before may be lost, so the ticks before are refused, and Forbid
+// claims are guarded for a ttl. (miniredis cannot tell its run_id.)
+func TestRestartBeginsEpoch(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t, c)
+	backdate(t, c, prefix)
+	b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+	old, now, err := b.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot restored into another server process: same keys, another
+	// run_id.
+	c.Set(ctx, prefix+"epoch:server", "0000000000000000000000000000000000000000", 0)
+	tick := now.Add(-time.Second)
+	res, err := b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: tick, Owner: "a", TTL: time.Minute, MaxSkew: time.Second, KnownEpoch: old})
+	if err != nil || res.Outcome != lock.StoreLost || !res.Epoch.After(old) {
+		t.Fatalf("Claim after the server changed = %+v, %v; want store-lost and an epoch after %v", res, err, old)
+	}
+	res, err = b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: res.Epoch, Owner: "a", TTL: time.Minute, MaxSkew: time.Second, KnownEpoch: old})
+	if err != nil || res.Outcome != lock.Busy || !res.Guarded {
+		t.Fatalf("Forbid claim within a ttl of the new epoch = %+v, %v; want busy, guarded", res, err)
+	}
+	if again, _, _ := b.Epoch(ctx); !again.Equal(res.Epoch) {
+		t.Errorf("epoch %v after the next call; want it kept at %v", again, res.Epoch)
+	}
+}
+
+// TestLossGuardsForbid: a store that lost its records may still have runs
+// from before going, whose locks it no longer knows: for a ttl after the
+// new epoch, Forbid claims are Busy (guarded) once a caller that saw the
+// old epoch speaks; Allow claims run. A new deployment (no caller saw an
+// epoch before) is not guarded.
+func TestLossGuardsForbid(t *testing.T) {
+	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
+		b := redislock.New(c, redislock.WithKeyPrefix(prefix))
+		const ttl = 2 * time.Second
+		claim := func(task string, p lock.Policy, known time.Time) lock.ClaimResult {
+			t.Helper()
+			epoch, now, err := b.Epoch(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tick := now
+			if tick.Before(epoch) {
+				tick = epoch
+			}
+			res, err := b.Claim(ctx, lock.ClaimRequest{Task: task, Tick: tick, Owner: "a", TTL: ttl, Policy: p, MaxSkew: time.Second, KnownEpoch: known})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		// A new store: nobody knew an epoch; not guarded.
+		if res := claim("new", lock.Forbid, time.Time{}); res.Outcome != lock.Claimed {
+			t.Fatalf("first claim on a new store = %+v; want claimed", res)
+		}
+		first, _, _ := b.Epoch(ctx)
+		// The store loses everything; a replica that saw the first epoch
+		// claims next.
+		keys, _ := c.Keys(ctx, prefix+"*").Result()
+		c.Del(ctx, keys...)
+		time.Sleep(5 * time.Millisecond) // so that the new epoch is later than the old
+		res := claim("forbid", lock.Forbid, first)
+		if res.Outcome != lock.StoreLost && !(res.Outcome == lock.Busy && res.Guarded) {
+			t.Fatalf("Forbid claim after the loss = %+v; want store-lost or busy, guarded", res)
+		}
+		if res := claim("forbid2", lock.Forbid, first); res.Outcome != lock.Busy || !res.Guarded {
+			t.Errorf("Forbid claim within a ttl of the loss = %+v; want busy, guarded", res)
+		}
+		if res := claim("allow", lock.Allow, first); res.Outcome != lock.Claimed {
+			t.Errorf("Allow claim within a ttl of the loss = %+v; want claimed", res)
+		}
+		// The guard ends a ttl after the new epoch, by itself.
+		if d, err := c.PTTL(ctx, prefix+"epoch:guard").Result(); err != nil || d <= 0 || d > ttl {
+			t.Errorf("the guard expires in %v (%v); want within the ttl %v", d, err, ttl)
+		}
+	})
+}
+
 // TestFutureRecordDisregarded: a claim record ahead of the server's clock
 // (written by a beat before the clock check, or before the server's clock
 // stepped back) does not make correct replicas skip; the claim falls back
@@ -244,6 +328,28 @@ func backdate(t testing.TB, c *redis.Client, prefix string) {
 	if err := c.Set(ctx, prefix+"epoch", now.Add(-3*time.Hour).UnixMilli(), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// As begun by this server process, or the first claim would take the
+	// epoch for one from before a restart (miniredis has no run_id).
+	if id := runID(t, c); id != "" {
+		if err := c.Set(ctx, prefix+"epoch:server", id, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runID returns the server's run_id, or "" where INFO does not tell it.
+func runID(t testing.TB, c *redis.Client) string {
+	t.Helper()
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(info) {
+		if id, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return id
+		}
+	}
+	return ""
 }
 
 func TestStoreFailuresAreErrors(t *testing.T) {
