@@ -39,7 +39,7 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 		return
 	case lock.StoreLost:
 		s.emit(Event{Kind: StoreLost, Task: t.Name, Tick: tick, Reason: fmt.Sprintf(
-			"the lock store holds no claim record from before %v (it is new, or it restarted without its data), so it cannot tell whether this tick already ran; skipped so that it never runs twice",
+			"the lock store holds no claim record from before %v (it is new, or it restarted or failed over and may have lost the last ones), so it cannot tell whether this tick already ran; skipped so that it never runs twice",
 			res.Epoch)})
 		return
 	case lock.TooLate:
@@ -200,7 +200,7 @@ func (s *Scheduler) noteEpoch(epoch time.Time) {
 		old = s.epoch.Load()
 	}
 	if old != 0 && e > old {
-		s.log.Warn("the lock store lost its claim records (it restarted without persistence, or failed over to a replica without them); ticks before its new epoch are skipped, never run twice",
+		s.log.Warn("the lock store lost its claim records, or may have (it restarted, from nothing or from older data, or failed over); ticks before its new epoch are skipped, never run twice",
 			"epoch", epoch.UTC(), "previous_epoch", time.UnixMilli(old).UTC())
 	}
 }
