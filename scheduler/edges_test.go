@@ -323,40 +323,51 @@ func TestSameInstanceIDReleasesOnlyItsOwn(t *testing.T) {
 	}
 }
 
-// TestRunsLearnTheirLeaseLeft: a run's context says how long it may go on:
-// what is left of its lease, and nothing once the lease is lost.
-func TestRunsLearnTheirLeaseLeft(t *testing.T) {
+// TestRunsLearnTheirLease: a run's context carries its lease: what is left
+// of it, a change signalled at each renewal (an exec run's supervisor hears
+// of it at once), and nothing left once the lease is lost.
+func TestRunsLearnTheirLease(t *testing.T) {
 	b := setup(t)
 	f := &flaky{Store: b.store}
 	b.store = f
-	graces := make(chan time.Duration, 2)
+	leases := make(chan tasks.Lease, 1)
 	b.start(t, []scheduler.Task{{Name: "g", Schedule: every(t, "@every 1h"), Func: func(ctx context.Context, run tasks.Run) error {
-		g, ok := tasks.LeaseLeft(ctx)
+		l, ok := tasks.LeaseOf(ctx)
 		if !ok {
-			g = -1
+			t.Error("a run without a lease")
 		}
-		graces <- g
+		leases <- l
 		<-ctx.Done()
-		g, _ = tasks.LeaseLeft(ctx)
-		graces <- g
 		return nil
 	}}})
 	b.expect(t, scheduler.Claimed, t0)
-	if g := <-graces; g != 2700*time.Millisecond { // 9/10 of the 3s ttl, the clock standing still
-		t.Errorf("lease left at start = %v; want 2.7s", g)
+	l := <-leases
+	changed := l.Changed()
+	if left := l.Left(); left != 2700*time.Millisecond { // 9/10 of the 3s ttl, the clock standing still
+		t.Errorf("lease left at start = %v; want 2.7s", left)
+	}
+	b.step(t, 500*time.Millisecond, 2)
+	if left := l.Left(); left != 2200*time.Millisecond {
+		t.Errorf("lease left 0.5s in = %v; want 2.2s", left)
+	}
+	b.step(t, 500*time.Millisecond, 2) // the renewal at 1s
+	select {
+	case <-changed:
+	case <-time.After(hang):
+		t.Fatal("no change signalled at the renewal")
+	}
+	if left := l.Left(); left != 2700*time.Millisecond {
+		t.Errorf("lease left after the renewal = %v; want 2.7s again", left)
 	}
 	f.down.Store(true)
-	for {
-		select {
-		case g := <-graces:
-			if g != 0 {
-				t.Errorf("lease left after it was lost = %v; want 0", g)
-			}
-			return
-		case <-time.After(20 * time.Millisecond):
-			b.step(t, 100*time.Millisecond, 2)
-		}
+	for l.Left() > 0 {
+		time.Sleep(20 * time.Millisecond) // let the renewer fail and retry
+		b.step(t, 100*time.Millisecond, 2)
 	}
+	if now := b.clock.Now(); now.After(t0.Add(time.Second + 2700*time.Millisecond)) {
+		t.Errorf("lease left until %v; want nothing left from 3.7s, 9/10 of the ttl after the last renewal", now)
+	}
+	b.waitFor(t, scheduler.Lost)
 }
 
 // claimSpy counts the claims sent to the store.

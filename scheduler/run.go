@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
 	"github.com/beatlock/beat/lock"
@@ -209,14 +208,13 @@ func (s *Scheduler) noteEpoch(epoch time.Time) {
 func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom time.Time) {
 	ctx, cancel := context.WithCancelCause(s.runCtx)
 	defer cancel(nil)
-	var validUntil instant // zero once the lease is lost
-	validUntil.set(validFrom.Add(lock.TrustedFor(s.ttl)))
-	ctx = tasks.WithLeaseLeft(ctx, func() time.Duration { return s.leaseLeft(&validUntil) })
+	held := s.newRunLease(validFrom.Add(lock.TrustedFor(s.ttl)))
+	ctx = tasks.WithLease(ctx, held)
 	renewDone := make(chan struct{})
 	stopRenew := make(chan struct{})
 	go func() {
 		defer close(renewDone)
-		s.keepLease(lease, &validUntil, stopRenew, cancel)
+		s.keepLease(lease, held, stopRenew, cancel)
 	}()
 	if t.Timeout > 0 {
 		// On the scheduler's clock rather than context.WithTimeout, so that
@@ -294,34 +292,6 @@ func call(ctx context.Context, t *job, run tasks.Run) (err error) {
 	return t.Func(ctx, run)
 }
 
-// leaseLeft is how long a run may still go on (tasks.LeaseLeft): what is
-// left of its lease, and once a stop has cancelled it, no more than until
-// the stop releases the locks.
-func (s *Scheduler) leaseLeft(validUntil *instant) time.Duration {
-	until := validUntil.get()
-	if r := s.releaseAt.get(); !r.IsZero() && r.Before(until) {
-		until = r
-	}
-	if until.IsZero() {
-		return 0
-	}
-	return until.Sub(s.clock.Now())
-}
-
-// instant is a time shared between goroutines. It keeps the monotonic
-// reading of the time it was set from, so durations to it ignore steps of
-// the wall clock.
-type instant struct{ p atomic.Pointer[time.Time] }
-
-func (i *instant) set(t time.Time) { i.p.Store(&t) }
-
-func (i *instant) get() time.Time {
-	if p := i.p.Load(); p != nil {
-		return *p
-	}
-	return time.Time{}
-}
-
 // keepLease renews the lease every renew interval until stop is closed. It
 // cancels the run with cause lock.ErrLost as soon as the store says the lease
 // is gone, or when the lease's validity runs out on the local monotonic
@@ -330,16 +300,16 @@ func (i *instant) get() time.Time {
 // sent, which is no later than the store started its ttl, and ends a tenth
 // of the ttl early, to leave the run time to notice before the store expires
 // the lock (clocks of different machines also tick at slightly different
-// rates). validUntil holds it, and the zero time once the lease is lost.
-func (s *Scheduler) keepLease(lease lock.Lease, validUntil *instant, stop <-chan struct{}, cancel context.CancelCauseFunc) {
+// rates). held keeps it, for the run to see.
+func (s *Scheduler) keepLease(lease lock.Lease, held *runLease, stop <-chan struct{}, cancel context.CancelCauseFunc) {
 	trust := lock.TrustedFor(s.ttl)
 	lost := func(err error) {
-		validUntil.set(time.Time{})
+		held.set(time.Time{})
 		cancel(err)
 	}
 	next := s.renew
 	for {
-		until := validUntil.get()
+		until := held.validUntil()
 		left := until.Sub(s.clock.Now())
 		if left <= 0 {
 			lost(fmt.Errorf("%w: no renewal succeeded in time (lock ttl %v)", lock.ErrLost, s.ttl))
@@ -368,7 +338,7 @@ func (s *Scheduler) keepLease(lease lock.Lease, validUntil *instant, stop <-chan
 			lost(fmt.Errorf("%w: the store no longer holds this lease (expired, or replaced by a newer claim)", lock.ErrLost))
 			return
 		default:
-			validUntil.set(sent.Add(trust))
+			held.set(sent.Add(trust))
 			next = s.renew
 			s.emit(Event{Kind: Renewed, Task: lease.Task, Token: lease.Token})
 		}

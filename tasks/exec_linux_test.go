@@ -349,12 +349,12 @@ sh -c 'trap "" TERM; echo $$ > "$SYNC"; exec sleep 60' &`
 			defer cancel(nil)
 			if tt.leaseLeft >= 0 {
 				base := ctx
-				ctx = tasks.WithLeaseLeft(ctx, func() time.Duration {
+				ctx = tasks.WithLease(ctx, leaseFunc(func() time.Duration {
 					if base.Err() == nil {
 						return time.Hour
 					}
 					return tt.leaseLeft
-				})
+				}))
 			}
 			done := make(chan error, 1)
 			go func() { done <- fn(ctx, run) }()
@@ -739,7 +739,7 @@ func TestExecLeaseWatchdog(t *testing.T) {
 	const lease = 700 * time.Millisecond
 	started := time.Now()
 	end := started.Add(lease) // never renewed
-	ctx := tasks.WithLeaseLeft(context.Background(), func() time.Duration { return time.Until(end) })
+	ctx := tasks.WithLease(context.Background(), leaseFunc(func() time.Duration { return time.Until(end) }))
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx, run) }()
 	pids := atoiFields(t, readReady("the task's pids"), 2)
@@ -764,3 +764,10 @@ func TestExecLeaseWatchdog(t *testing.T) {
 		}
 	}
 }
+
+// leaseFunc is a tasks.Lease whose Left is the function and which never
+// changes by itself (no renewals).
+type leaseFunc func() time.Duration
+
+func (f leaseFunc) Left() time.Duration    { return f() }
+func (leaseFunc) Changed() <-chan struct{} { return nil }

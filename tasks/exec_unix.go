@@ -36,10 +36,10 @@ func startExec(ctx context.Context, run Run, a execArgs, stdout, stderr io.Write
 		StopGrace: func() time.Duration { return stopGrace(ctx, a.killGrace) },
 		WaitDelay: execWaitDelay,
 	}
-	if _, ok := LeaseLeft(ctx); ok {
+	if l, ok := LeaseOf(ctx); ok {
 		// The supervisor kills the command by itself when the lease ends
 		// without news of a renewal: beat may be frozen.
-		cmd.Lease = func() time.Duration { left, _ := LeaseLeft(ctx); return left }
+		cmd.Lease = l
 	}
 	if err := cmd.Start(ctx); err != nil {
 		return nil, err

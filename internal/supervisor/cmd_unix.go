@@ -67,12 +67,12 @@ type Cmd struct {
 	// command gets between SIGTERM and SIGKILL (0: SIGKILL at once). Nil
 	// means KillGrace.
 	StopGrace func() time.Duration
-	// Lease, when set, is asked how much longer the run's lease holds, and
-	// what it answers is passed on to the supervisor every leaseEvery (at
-	// most): when the supervisor is not told of a renewal before the lease
-	// it last heard of ends, it SIGKILLs the command's group on its own, as
-	// when beat is frozen (SIGSTOP, a paused VM) or hung and cannot.
-	Lease func() time.Duration
+	// Lease, when set, is the run's lease. What is left of it is passed on
+	// to the supervisor at each change (a renewal) and at least every
+	// leaseEvery: when the supervisor is not told of a renewal before the
+	// lease it last heard of ends, it SIGKILLs the command's group on its
+	// own, as when beat is frozen (SIGSTOP, a paused VM) or hung and cannot.
+	Lease Lease
 	// WaitDelay bounds how long Wait waits, after the supervisor has ended,
 	// for the output pipes to close. Only a process beyond the supervisor's
 	// reach can hold them then: one that left the command's group on a
@@ -224,8 +224,16 @@ func raceOptions() string {
 	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
-// leaseEvery bounds how long the supervisor waits for news of the lease;
-// it is told at least four times within any lease.
+// Lease is the run's lease as the supervisor is told of it (tasks.Lease).
+type Lease interface {
+	// Left is how long the lease still holds.
+	Left() time.Duration
+	// Changed returns a channel closed at the next change of Left's answer.
+	Changed() <-chan struct{}
+}
+
+// leaseEvery bounds how long the supervisor waits for news of the lease,
+// besides the news of each renewal.
 const leaseEvery = time.Second
 
 // watch passes the lease on to the supervisor, and sends the stop request
@@ -236,10 +244,18 @@ const leaseEvery = time.Second
 func (c *Cmd) watch(ctx context.Context) {
 	defer close(c.watched)
 	var news <-chan time.Time
+	var changed <-chan struct{}
 	newsTimer := time.NewTimer(0)
 	defer newsTimer.Stop()
 	if c.Lease != nil {
 		news = newsTimer.C
+	}
+	tell := func() {
+		// Changed before Left: a renewal between the two is not missed.
+		changed = c.Lease.Changed()
+		left := max(c.Lease.Left(), 0)
+		c.ctl.WriteString(leaseLine(left))
+		newsTimer.Reset(min(max(left/4, 10*time.Millisecond), leaseEvery))
 	}
 	stopping := ctx.Done()
 	var hang <-chan time.Time
@@ -248,9 +264,9 @@ func (c *Cmd) watch(ctx context.Context) {
 		case <-c.done:
 			return
 		case <-news:
-			left := max(c.Lease(), 0)
-			c.ctl.WriteString(leaseLine(left))
-			newsTimer.Reset(min(max(left/4, 10*time.Millisecond), leaseEvery))
+			tell()
+		case <-changed:
+			tell() // Reset drops a pending tick (Go 1.23 timers)
 		case <-stopping:
 			stopping = nil
 			grace := c.KillGrace

@@ -41,8 +41,8 @@
 //	kill_grace 5000000000      (nanoseconds)
 //	start
 //
-// and later, while the run's lease holds (Cmd.Lease), at least every
-// second and four times within any lease:
+// and later, while the run's lease holds (Cmd.Lease), at each renewal and
+// at least every second:
 //
 //	lease <nanoseconds left>
 //
