@@ -60,6 +60,12 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	useBashClock()
+	if bin := os.Getenv("BEAT_E2E_BINARY"); bin != "" {
+		// A binary built elsewhere (with -tags beattest), e.g. from an
+		// older commit, to see what the scenarios say of it.
+		beatBin = bin
+		return m.Run()
+	}
 	beatBin = filepath.Join(dir, "beat")
 	if err := beatbin.Build(beatBin, "beattest"); err != nil { // BEAT_TEST_CLOCK_OFFSET
 		fmt.Fprintln(os.Stderr, "e2e: building beat:", err)
@@ -269,19 +275,22 @@ func (r *redisServer) client() *redis.Client {
 // replica is one beat process.
 type replica struct {
 	*process
-	id string
+	name  string // the harness's name for it, unique per process (E2E_REPLICA)
+	id    string // its instance id: its name, unless a scenario shares one
+	owner string // its lock owner, "<id>/<session>", as it logged at start
 }
 
 // logLine is one JSON log record of a replica.
 type logLine struct {
-	Time     time.Time `json:"time"`
-	Level    string    `json:"level"`
-	Msg      string    `json:"msg"`
-	Instance string    `json:"instance"`
-	Task     string    `json:"task"`
-	Tick     time.Time `json:"tick"`
-	Token    uint64    `json:"token"`
-	Err      string    `json:"err"`
+	Time      time.Time `json:"time"`
+	Level     string    `json:"level"`
+	Msg       string    `json:"msg"`
+	Instance  string    `json:"instance"`
+	Task      string    `json:"task"`
+	Tick      time.Time `json:"tick"`
+	Token     uint64    `json:"token"`
+	Err       string    `json:"err"`
+	LockOwner string    `json:"lock_owner"`
 }
 
 // logs reads the replica's log records so far; lines that are not JSON
@@ -320,6 +329,7 @@ func (r *replica) waitLog(msg string, d time.Duration) (logLine, bool) {
 type clusterConfig struct {
 	ttl, renew      time.Duration
 	shutdownTimeout time.Duration // default 10s
+	maxClockSkew    time.Duration // lock.max_clock_skew; zero leaves beat's default (2s)
 	tasks           []taskSpec
 }
 
@@ -334,10 +344,25 @@ type cluster struct {
 	prefix  string
 	runFile string // where the tasks record their runs
 	config  string // the schedule file
+	watch   *watcher
 
 	mu       sync.Mutex
 	replicas []*replica
+	fates    []fate   // replicas killed, or frozen past their leases
+	freezes  []freeze // every SIGSTOP, with its SIGCONT
 }
+
+// freeze is one SIGSTOP of a replica, until its SIGCONT (zero while frozen).
+type freeze struct {
+	r        *replica
+	from, to time.Time
+}
+
+// orphanSlack is how long a run may outlive its replica's death (or, for a
+// frozen replica, its lease): the supervisor kills the run's group at once,
+// and the watcher sees it within a poll; the rest is slack for a loaded
+// machine.
+const orphanSlack = 1500 * time.Millisecond
 
 // newCluster sets up a scenario, or skips it when redis-server is missing.
 // Everything it starts is killed when the test ends, pass or fail.
@@ -368,6 +393,7 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	if err := os.WriteFile(c.config, []byte(c.scheduleYAML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	c.watch = watchRuns(c.runFile)
 	t.Cleanup(c.cleanup)
 	return c
 }
@@ -376,17 +402,31 @@ func (c *cluster) scheduleYAML() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "timezone: UTC\nshutdown_timeout: %s\nlock:\n  backend: redis\n  ttl: %s\n  renew_interval: %s\n",
 		c.cfg.shutdownTimeout, c.cfg.ttl, c.cfg.renew)
+	if c.cfg.maxClockSkew > 0 {
+		fmt.Fprintf(&b, "  max_clock_skew: %s\n", c.cfg.maxClockSkew)
+	}
 	fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.url(), c.prefix)
 	for _, ts := range c.cfg.tasks {
 		fmt.Fprintf(&b, "  - name: %q\n    schedule: %q\n    task: exec\n    concurrency_policy: %s\n    timeout: 1m\n",
 			ts.Name, ts.Schedule, ts.Policy)
+		if ts.StartingDeadline > 0 {
+			fmt.Fprintf(&b, "    starting_deadline: %s\n", ts.StartingDeadline)
+		}
 		fmt.Fprintf(&b, "    args:\n      command: [%s, -c, %q]\n      env: {BEAT_E2E_FILE: %q, LC_ALL: C}\n", taskShell, ts.script(), c.runFile)
+		if ts.KillGrace != "" {
+			fmt.Fprintf(&b, "      kill_grace: %s\n", ts.KillGrace)
+		}
 	}
 	return b.String()
 }
 
 // replicaOption changes how one replica starts.
 type replicaOption func(env []string) []string
+
+// withInstanceID gives the replica this instance id instead of its name.
+func withInstanceID(id string) replicaOption {
+	return func(env []string) []string { return append(env, "BEAT_INSTANCE_ID="+id) }
+}
 
 // withClockOffset skews the replica's clock (BEAT_TEST_CLOCK_OFFSET).
 func withClockOffset(d time.Duration) replicaOption {
@@ -398,27 +438,39 @@ func withRedisURL(url string) replicaOption {
 	return func(env []string) []string { return append(env, "BEAT_REDIS_URL="+url) }
 }
 
-// start starts a replica with a new instance id and waits until its
-// scheduler runs.
+// start starts a replica, named for the scenario and a number, with its
+// name as its instance id unless an option says otherwise, and waits until
+// its scheduler runs. Its name reaches its tasks as E2E_REPLICA.
 func (c *cluster) start(opts ...replicaOption) *replica {
 	c.t.Helper()
 	c.mu.Lock()
-	id := fmt.Sprintf("%s-%d", c.name, len(c.replicas)+1)
+	name := fmt.Sprintf("%s-%d", c.name, len(c.replicas)+1)
 	c.mu.Unlock()
-	env := append(baseEnv(), "BEAT_INSTANCE_ID="+id)
+	env := append(baseEnv(), "BEAT_INSTANCE_ID="+name, "E2E_REPLICA="+name)
 	for _, o := range opts {
 		env = o(env)
 	}
-	p, err := startProcess(filepath.Join(c.dir, id+".log"), env, beatBin, "run", "--config", c.config, "--log-format", "json", "--log-level", "debug")
-	if err != nil {
-		c.t.Fatalf("starting replica %s: %v", id, err)
+	id := name
+	for _, kv := range env { // the last one counts, as in exec.Cmd
+		if v, ok := strings.CutPrefix(kv, "BEAT_INSTANCE_ID="); ok {
+			id = v
+		}
 	}
-	r := &replica{process: p, id: id}
+	p, err := startProcess(filepath.Join(c.dir, name+".log"), env, beatBin, "run", "--config", c.config, "--log-format", "json", "--log-level", "debug")
+	if err != nil {
+		c.t.Fatalf("starting replica %s: %v", name, err)
+	}
+	r := &replica{process: p, name: name, id: id}
 	c.mu.Lock()
 	c.replicas = append(c.replicas, r)
 	c.mu.Unlock()
-	if _, ok := r.waitLog("scheduler started", 15*time.Second); !ok {
-		c.t.Fatalf("replica %s did not start:\n%s", id, tail(r.logPath, 20))
+	l, ok := r.waitLog("scheduler started", 15*time.Second)
+	if !ok {
+		c.t.Fatalf("replica %s did not start:\n%s", name, tail(r.logPath, 20))
+	}
+	r.owner = l.LockOwner
+	if !strings.HasPrefix(r.owner, id+"/") {
+		c.t.Errorf("replica %s: lock owner %q, want %q followed by a session", name, r.owner, id+"/")
 	}
 	return r
 }
@@ -451,11 +503,60 @@ func (c *cluster) live() []*replica {
 	return out
 }
 
-// crash kills a replica with SIGKILL, as a node failure would.
+// crash kills a replica with SIGKILL, as a node failure would. Its runs
+// must be gone within orphanSlack.
 func (c *cluster) crash(r *replica) time.Time {
 	at := time.Now()
 	r.kill()
+	c.mu.Lock()
+	c.fates = append(c.fates, fate{Replica: r.name, What: "SIGKILL", At: at, By: at.Add(orphanSlack)})
+	c.mu.Unlock()
 	return at
+}
+
+// freeze stops a replica with SIGSTOP, as a paused VM or a stopped
+// container would be, until thaw.
+func (c *cluster) freeze(r *replica) time.Time {
+	c.t.Helper()
+	at := time.Now()
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("SIGSTOP %s: %v", r.name, err)
+	}
+	c.mu.Lock()
+	c.freezes = append(c.freezes, freeze{r: r, from: at})
+	c.mu.Unlock()
+	return at
+}
+
+// thaw resumes a frozen replica with SIGCONT. When the freeze outlasted its
+// leases (the ttl, from its last renewal, which came before the freeze)
+// plus orphanSlack, its supervisors must have killed every run it had going
+// by then.
+func (c *cluster) thaw(r *replica) time.Time {
+	c.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		c.t.Fatalf("SIGCONT %s: %v", r.name, err)
+	}
+	at := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.freezes {
+		if f := &c.freezes[i]; f.r == r && f.to.IsZero() {
+			f.to = at
+			if by := f.from.Add(c.cfg.ttl + orphanSlack); at.After(by) {
+				c.fates = append(c.fates, fate{Replica: r.name, What: fmt.Sprintf("SIGSTOP for %v", at.Sub(f.from).Round(time.Millisecond)),
+					At: f.from, By: by})
+			}
+		}
+	}
+	return at
+}
+
+// frozen returns the freezes so far.
+func (c *cluster) frozen() []freeze {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]freeze(nil), c.freezes...)
 }
 
 // stop sends SIGTERM and fails the test unless the replica exits with
@@ -464,12 +565,12 @@ func (c *cluster) stop(r *replica) {
 	c.t.Helper()
 	_ = r.cmd.Process.Signal(syscall.SIGTERM)
 	if !r.wait(c.cfg.shutdownTimeout + 10*time.Second) {
-		c.t.Errorf("replica %s did not exit within %v of SIGTERM", r.id, c.cfg.shutdownTimeout+10*time.Second)
+		c.t.Errorf("replica %s did not exit within %v of SIGTERM", r.name, c.cfg.shutdownTimeout+10*time.Second)
 		r.kill()
 		return
 	}
 	if r.err != nil {
-		c.t.Errorf("replica %s: after SIGTERM: %v, want exit status 0", r.id, r.err)
+		c.t.Errorf("replica %s: after SIGTERM: %v, want exit status 0", r.name, r.err)
 	}
 }
 
@@ -483,63 +584,74 @@ func (c *cluster) stopAll() {
 	wg.Wait()
 }
 
-// cleanup kills whatever still runs: replicas, then the task processes that
-// replicas killed with SIGKILL left behind. On failure it shows the tail of
-// every replica's log.
+// cleanup runs after the test has judged: it kills whatever still runs,
+// replicas first, then the processes of runs that the watcher still sees
+// alive (which the judge has already counted if they were orphans). On
+// failure it shows the tail of every replica's log.
 func (c *cluster) cleanup() {
 	for _, r := range c.all() {
 		if !r.exited() {
 			r.kill()
 		}
 	}
-	c.killOrphans()
+	c.watch.sync()
+	if left := c.watch.killAlive(); len(left) > 0 {
+		c.t.Logf("cleanup: killed the processes of %d runs still alive after the test: %v", len(left), left)
+	}
+	c.watch.stop()
 	if c.t.Failed() {
 		for _, r := range c.all() {
-			c.t.Logf("--- replica %s (%s), last lines:\n%s", r.id, r.logPath, tail(r.logPath, 25))
+			c.t.Logf("--- replica %s (instance %s, owner %s; %s), last lines:\n%s", r.name, r.id, r.owner, r.logPath, tail(r.logPath, 25))
 		}
 		c.t.Logf("--- records (%s), last lines:\n%s", c.runFile, tail(c.runFile, 25))
 	}
 }
 
-// killOrphans kills the process group of every recorded run without an end
-// record that is still alive and still one of this cluster's tasks (its
-// environment names this cluster's record file, so a recycled pid is never
-// killed).
-func (c *cluster) killOrphans() {
-	runs, _ := readRuns(c.runFile)
-	for _, r := range runs {
-		if !r.End.IsZero() || r.PID <= 0 {
-			continue
-		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.PID))
-		if err != nil || !bytes.Contains(env, []byte("\x00BEAT_E2E_FILE="+c.runFile+"\x00")) {
-			continue
-		}
-		_ = syscall.Kill(-r.PID, syscall.SIGKILL)
-	}
-}
-
-// runs reads the records of the runs so far.
+// runs reads the records of the runs so far, with what the watcher saw of
+// their processes up to now.
 func (c *cluster) runs() []Run {
 	c.t.Helper()
+	c.watch.sync()
 	runs, err := readRuns(c.runFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.t.Fatal(err)
 	}
+	c.watch.fill(runs)
 	return runs
 }
 
-// report judges the runs of ticks in [from, to], logs the table and, with
-// -long, appends it to $BEAT_E2E_REPORT.
+// report judges the runs of ticks in [from, to], and every run for
+// overlaps and orphans; it fails the test for each overlap and orphan,
+// logs the table and, with -long, appends it to $BEAT_E2E_REPORT.
 func (c *cluster) report(from, to time.Time, notes ...string) Report {
 	c.t.Helper()
 	busy := map[taskTick]bool{}
 	for _, l := range c.logsOf("tick skipped: the previous run still holds the lock") {
 		busy[taskTick{l.Task, l.Tick.UTC()}] = true
 	}
-	rep := Judge(c.cfg.tasks, c.runs(), busy, from, to)
+	runs := c.runs()
+	rep := Judge(c.cfg.tasks, runs, busy, from, to)
+	c.mu.Lock()
+	fates := append([]fate(nil), c.fates...)
+	c.mu.Unlock()
+	rep.checkEdges(c.cfg.tasks, runs, fates, c.cfg.renew+time.Second)
 	rep.Scenario = c.t.Name()
-	rep.Notes = notes
+	passes, gap, err := c.watch.stats()
+	if err != nil {
+		c.t.Errorf("watcher: %v", err)
+	}
+	rep.Notes = append(notes, fmt.Sprintf("watcher: %d passes over /proc, at most %v apart; %d replicas killed or frozen past their leases",
+		passes, gap.Round(time.Millisecond), len(fates)))
+	if n := deathNote(runs, fates); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
+	all := rep.Total()
+	for _, o := range all.Overlaps {
+		c.t.Errorf("%v", o)
+	}
+	for _, o := range all.Orphans {
+		c.t.Errorf("%v", o)
+	}
 	c.t.Logf("ticks in [%s, %s]:\n%s", from.Format(time.TimeOnly), to.Format(time.TimeOnly), rep.Table())
 	if *long || *duration > 0 {
 		if err := appendReport(rep); err != nil {
@@ -566,13 +678,26 @@ func (c *cluster) logsOf(msg string) []logLine {
 // every line that is not a log record, in any replica's log.
 func (c *cluster) checkLogs() {
 	c.t.Helper()
+	c.checkLogsExcept(nil)
+}
+
+// checkLogsExcept is checkLogs, but ERROR records for which allowed says
+// true pass; it returns how many did.
+func (c *cluster) checkLogsExcept(allowed func(*replica, logLine) bool) int {
+	c.t.Helper()
+	n := 0
 	for _, r := range c.all() {
 		for _, l := range r.logs() {
-			if l.Level == "ERROR" || l.Level == "RAW" {
-				c.t.Errorf("replica %s logged %s %q (task %q, err %q)", r.id, l.Level, l.Msg, l.Task, l.Err)
+			switch {
+			case l.Level == "ERROR" && allowed != nil && allowed(r, l):
+				n++
+			case l.Level == "ERROR" || l.Level == "RAW":
+				c.t.Errorf("replica %s logged %s at %s: %q (task %q, tick %s, err %q)", r.name, l.Level,
+					l.Time.Format(stampMicro), l.Msg, l.Task, l.Tick.Format(time.TimeOnly), l.Err)
 			}
 		}
 	}
+	return n
 }
 
 // sleepUntil sleeps until t.

@@ -27,6 +27,13 @@ type taskSpec struct {
 	Period   time.Duration
 	Sleep    time.Duration // how long each run takes, roughly
 	Policy   string        // Forbid, Allow or Replace
+	// Background runs the sleep as a background job the shell waits for
+	// ("sleep N & wait"), so that the run has a grandchild in its group.
+	Background bool
+	// StartingDeadline sets starting_deadline; zero leaves beat's default.
+	StartingDeadline time.Duration
+	// KillGrace sets args.kill_grace, as YAML writes it; "" leaves the default.
+	KillGrace string
 }
 
 // every is a task on "@every period".
@@ -57,12 +64,17 @@ func useBashClock() {
 
 // script is the task's shell command. Each run appends a start record, and
 // an end record when it was not killed; both carry the shell's pid, the
-// leader of the run's process group:
+// leader of the run's process group, and the replica (the harness's name
+// for the beat process, from E2E_REPLICA in its environment, which the
+// task inherits: unlike the instance id, it differs between processes):
 //
-//	R <task> <scheduled> <instance> <token> <pid> start|end <unix seconds.fraction>
+//	R <task> <scheduled> <instance> <replica> <token> <pid> start|end <unix seconds.fraction>
 func (ts taskSpec) script() string {
-	s := `r() { echo "R $BEAT_TASK $BEAT_SCHEDULED_AT $BEAT_INSTANCE_ID $BEAT_FENCING_TOKEN $$ $1 ` + timeExpr + `" >> "$BEAT_E2E_FILE"; }; r start; `
-	if ts.Sleep > 0 {
+	s := `r() { echo "R $BEAT_TASK $BEAT_SCHEDULED_AT $BEAT_INSTANCE_ID ${E2E_REPLICA:--} $BEAT_FENCING_TOKEN $$ $1 ` + timeExpr + `" >> "$BEAT_E2E_FILE"; }; r start; `
+	switch {
+	case ts.Sleep > 0 && ts.Background:
+		s += fmt.Sprintf("sleep %g & wait; ", ts.Sleep.Seconds())
+	case ts.Sleep > 0:
 		s += fmt.Sprintf("sleep %g; ", ts.Sleep.Seconds())
 	}
 	return s + "r end"
@@ -79,15 +91,96 @@ func (ts taskSpec) ticks(from, to time.Time) []time.Time {
 	return out
 }
 
-// Run is one run of a task, as its records tell it.
+// Run is one run of a task, as its records and the watcher tell it.
 type Run struct {
 	Task     string
 	Tick     time.Time // BEAT_SCHEDULED_AT
-	Instance string
+	Instance string    // BEAT_INSTANCE_ID
+	Replica  string    // the beat process that ran it (E2E_REPLICA)
 	Token    uint64
-	PID      int
+	PID      int // the shell's pid: the leader of the run's process group
 	Start    time.Time
 	End      time.Time // zero when the run never recorded its end (killed)
+	// Seen is the latest instant the watcher knew a process of the run's
+	// group alive (Start at least): a run killed without an end record
+	// died after Seen. Gone is when the watcher first found none of them
+	// (its death lies in [Seen, Gone]); zero while one lives, or when no
+	// watcher looked.
+	Seen, Gone time.Time
+}
+
+// until is the last instant at which the run certainly still ran: its end
+// record, or the last time the watcher saw one of its processes.
+func (r Run) until() time.Time {
+	u := r.Start
+	for _, t := range []time.Time{r.End, r.Seen} {
+		if t.After(u) {
+			u = t
+		}
+	}
+	return u
+}
+
+func (r Run) String() string {
+	end := "no end record"
+	if !r.End.IsZero() {
+		end = "ended " + r.End.Format(stampMicro)
+	}
+	if !r.Seen.IsZero() && r.Seen.After(r.End) {
+		end += ", last seen alive " + r.Seen.Format(stampMicro)
+		if !r.Gone.IsZero() {
+			end += ", gone by " + r.Gone.Format(stampMicro)
+		} else {
+			end += ", still alive"
+		}
+	}
+	return fmt.Sprintf("%s@%s on %s (instance %s, token %d, pid %d; started %s, %s)",
+		r.Task, r.Tick.Format(time.TimeOnly), r.Replica, r.Instance, r.Token, r.PID, r.Start.Format(stampMicro), end)
+}
+
+const stampMicro = "15:04:05.000000"
+
+// runKey names one run: tokens rise per task, and the pid tells two runs
+// apart even should a token ever be handed out twice.
+type runKey struct {
+	task  string
+	token uint64
+	pid   int
+}
+
+func (r Run) key() runKey { return runKey{r.Task, r.Token, r.PID} }
+
+// record is one line of a record file.
+type record struct {
+	run  Run // Start is not set
+	kind string
+	at   time.Time
+}
+
+// parseRecord parses one line of a record file.
+func parseRecord(line string) (record, error) {
+	var rec record
+	f := strings.Fields(line)
+	if len(f) != 9 || f[0] != "R" {
+		return rec, fmt.Errorf("malformed record %q", line)
+	}
+	r := &rec.run
+	var err error
+	r.Task, r.Instance, r.Replica, rec.kind = f[1], f[3], f[4], f[7]
+	r.Tick, err = time.Parse(time.RFC3339Nano, f[2])
+	if err == nil {
+		r.Token, err = strconv.ParseUint(f[5], 10, 64)
+	}
+	if err == nil {
+		r.PID, err = strconv.Atoi(f[6])
+	}
+	if err == nil {
+		rec.at, err = parseUnix(f[8])
+	}
+	if err == nil && rec.kind != "start" && rec.kind != "end" {
+		err = fmt.Errorf("unknown record kind %q", rec.kind)
+	}
+	return rec, err
 }
 
 // readRuns reads a record file, in the order the runs started.
@@ -97,51 +190,29 @@ func readRuns(path string) ([]Run, error) {
 		return nil, err
 	}
 	defer f.Close()
-	type key struct {
-		task, inst string
-		tick       time.Time
-		token      uint64
-	}
 	var runs []Run
-	index := map[key]int{}
+	index := map[runKey]int{}
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
-		var r Run
-		var kind string
-		var err error
-		f := strings.Fields(sc.Text())
-		if len(f) != 8 || f[0] != "R" {
-			return nil, fmt.Errorf("%s:%d: malformed record %q", path, line, sc.Text())
-		}
-		r.Task, r.Instance, kind = f[1], f[3], f[6]
-		r.Tick, err = time.Parse(time.RFC3339Nano, f[2])
-		if err == nil {
-			r.Token, err = strconv.ParseUint(f[4], 10, 64)
-		}
-		if err == nil {
-			r.PID, err = strconv.Atoi(f[5])
-		}
-		var at time.Time
-		if err == nil {
-			at, err = parseUnix(f[7])
-		}
+		rec, err := parseRecord(sc.Text())
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		k := key{r.Task, r.Instance, r.Tick, r.Token}
-		switch kind {
+		k := rec.run.key()
+		switch rec.kind {
 		case "start":
-			r.Start = at
+			if _, dup := index[k]; dup {
+				return nil, fmt.Errorf("%s:%d: a second start of one run (task, token, pid)", path, line)
+			}
+			rec.run.Start = rec.at
 			index[k] = len(runs)
-			runs = append(runs, r)
+			runs = append(runs, rec.run)
 		case "end":
 			i, ok := index[k]
 			if !ok {
 				return nil, fmt.Errorf("%s:%d: end of a run that never started", path, line)
 			}
-			runs[i].End = at
-		default:
-			return nil, fmt.Errorf("%s:%d: unknown record kind %q", path, line, kind)
+			runs[i].End = rec.at
 		}
 	}
 	slices.SortStableFunc(runs, func(a, b Run) int { return a.Start.Compare(b.Start) })
@@ -186,6 +257,10 @@ type TaskReport struct {
 	// MinDelay and MaxDelay bound start minus scheduled time (negative:
 	// started early, as a replica whose clock runs ahead does).
 	MinDelay, MaxDelay time.Duration
+	// Overlaps and Orphans are filled by Report.checkEdges, from every run
+	// of the task (not only those of the window).
+	Overlaps []Overlap
+	Orphans  []Orphan
 }
 
 // Report is the verdict on one scenario.
@@ -284,6 +359,8 @@ func (r Report) Total() TaskReport {
 		t.Busy += tr.Busy
 		t.Unexplained = append(t.Unexplained, tr.Unexplained...)
 		t.Stray += tr.Stray
+		t.Overlaps = append(t.Overlaps, tr.Overlaps...)
+		t.Orphans = append(t.Orphans, tr.Orphans...)
 		if tr.Runs == 0 {
 			continue
 		}
@@ -329,10 +406,11 @@ func (tt taskTick) String() string { return tt.Task + "@" + tt.Tick.Format(time.
 
 func (tr TaskReport) row() []string {
 	return []string{tr.Task, strconv.Itoa(tr.Expected), strconv.Itoa(tr.Runs), strconv.Itoa(tr.Dups),
+		strconv.Itoa(len(tr.Overlaps)), strconv.Itoa(len(tr.Orphans)),
 		strconv.Itoa(tr.Misses), strconv.Itoa(tr.Busy), strconv.Itoa(tr.Stray), fmtDelay(tr.MinDelay) + " .. " + fmtDelay(tr.MaxDelay)}
 }
 
-var header = []string{"task", "expected", "runs", "dups", "misses", "of which busy", "stray", "start delay min .. max"}
+var header = []string{"task", "expected", "runs", "dups", "overlaps", "orphans", "misses", "of which busy", "stray", "start delay min .. max"}
 
 func fmtDelay(d time.Duration) string { return d.Round(time.Millisecond).String() }
 
@@ -390,18 +468,151 @@ func appendReport(r Report) error {
 	return errors.Join(err, f.Close())
 }
 
-// overlapping returns the pairs of runs of one task whose [Start, end)
-// intervals intersect, the earlier-started first; end gives a run's end.
-func overlapping(runs []Run, end func(Run) time.Time) [][2]Run {
-	var out [][2]Run
-	for i, a := range runs {
-		for _, b := range runs[i+1:] {
-			if a.Task == b.Task && b.Start.Before(end(a)) && a.Start.Before(end(b)) {
-				out = append(out, [2]Run{a, b})
+// Overlap is two runs of one Forbid or Replace task that ran at the same
+// time: B started while A, which started first, certainly still ran (it
+// recorded its end, or the watcher saw one of its processes, after B's
+// start), by more than the policy allows.
+type Overlap struct {
+	A, B Run
+	By   time.Duration // how long A certainly ran after B started
+}
+
+func (o Overlap) String() string {
+	return fmt.Sprintf("%s overlap by %v: %v and %v", o.A.Task, o.By.Round(time.Millisecond), o.A, o.B)
+}
+
+// overlaps returns the pairs of runs of a task that overlap. Under Forbid
+// no overlap is allowed: the lock is held until the run's last process is
+// gone. Under Replace the older run is cancelled once its renewal finds the
+// lock taken, and killed at once (its lease is lost): it may run on for up
+// to replaceGrace after the newer run started. Allow runs are not checked.
+// A killed run's end is the last time the watcher saw it alive, which is
+// at most its death: an overlap reported is certain, and one shorter than
+// the watcher's poll interval can go unseen.
+func overlaps(specs []taskSpec, runs []Run, replaceGrace time.Duration) []Overlap {
+	var out []Overlap
+	for _, ts := range specs {
+		var allowed time.Duration
+		switch ts.Policy {
+		case "Forbid":
+		case "Replace":
+			allowed = replaceGrace
+		default:
+			continue
+		}
+		var mine []Run
+		for _, r := range runs {
+			if r.Task == ts.Name {
+				mine = append(mine, r)
+			}
+		}
+		slices.SortStableFunc(mine, func(a, b Run) int { return a.Start.Compare(b.Start) })
+		for i, a := range mine {
+			for _, b := range mine[i+1:] {
+				by := a.until().Sub(b.Start)
+				if by <= 0 {
+					break // so do all later runs: they started later still
+				}
+				if by > allowed {
+					out = append(out, Overlap{A: a, B: b, By: by})
+				}
 			}
 		}
 	}
 	return out
+}
+
+// fate is what befell a replica that could not end its runs itself
+// (SIGKILL, or SIGSTOP for longer than its leases): every run it had going
+// must be gone by By, its supervisor having killed the run's process group.
+type fate struct {
+	Replica string
+	What    string    // "SIGKILL", "SIGSTOP for 4.2s"
+	At      time.Time // the kill, or the start of the freeze
+	By      time.Time
+}
+
+// Orphan is a run that outlived the deadline its replica's fate set.
+type Orphan struct {
+	Run  Run
+	Fate fate
+	By   time.Duration // how long after Fate.By it certainly still ran
+}
+
+func (o Orphan) String() string {
+	return fmt.Sprintf("orphan: %v still ran %v after the deadline of its replica's %s at %s (%s + %v)",
+		o.Run, o.By.Round(time.Millisecond), o.Fate.What, o.Fate.At.Format(stampMicro),
+		o.Fate.At.Format(stampMicro), o.Fate.By.Sub(o.Fate.At).Round(time.Millisecond))
+}
+
+// orphans returns the runs of replicas with a fate that ran past its
+// deadline. A run the replica started after the deadline (after a thaw) is
+// none of the fate's business.
+func orphans(runs []Run, fates []fate) []Orphan {
+	var out []Orphan
+	for _, f := range fates {
+		for _, r := range runs {
+			if r.Replica == f.Replica && r.Start.Before(f.By) && r.until().After(f.By) {
+				out = append(out, Orphan{Run: r, Fate: f, By: r.until().Sub(f.By)})
+			}
+		}
+	}
+	return out
+}
+
+// deathNote says how soon after their replicas' fates the runs they had
+// going (started before, not ended before) were gone: by the end of the
+// first pass that found none of their processes, counted from the kill
+// (or the start of the freeze); and when they were last seen alive.
+func deathNote(runs []Run, fates []fate) string {
+	type span struct {
+		n          int
+		seen, gone time.Duration
+	}
+	by := map[string]*span{}
+	var kinds []string
+	for _, f := range fates {
+		kind, _, _ := strings.Cut(f.What, " ")
+		for _, r := range runs {
+			if r.Replica != f.Replica || !r.Start.Before(f.At) || (!r.End.IsZero() && !r.End.After(f.At)) || !r.Gone.After(f.At) {
+				continue // not going at the fate (ended, or found gone, before it), or never found gone
+			}
+			sp := by[kind]
+			if sp == nil {
+				sp = &span{seen: r.Seen.Sub(f.At), gone: r.Gone.Sub(f.At)}
+				by[kind] = sp
+				kinds = append(kinds, kind)
+			}
+			sp.n++
+			sp.seen = max(sp.seen, r.Seen.Sub(f.At))
+			sp.gone = max(sp.gone, r.Gone.Sub(f.At))
+		}
+	}
+	var parts []string
+	for _, k := range kinds {
+		sp := by[k]
+		parts = append(parts, fmt.Sprintf("%d runs going at a %s were gone at most %v after it (last seen alive at most %v after it)",
+			sp.n, k, sp.gone.Round(time.Millisecond), sp.seen.Round(time.Millisecond)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// checkEdges files the overlaps and orphans among runs under their tasks.
+func (rep *Report) checkEdges(specs []taskSpec, runs []Run, fates []fate, replaceGrace time.Duration) {
+	byTask := map[string]*TaskReport{}
+	for i := range rep.Tasks {
+		byTask[rep.Tasks[i].Task] = &rep.Tasks[i]
+	}
+	for _, o := range overlaps(specs, runs, replaceGrace) {
+		if tr := byTask[o.A.Task]; tr != nil {
+			tr.Overlaps = append(tr.Overlaps, o)
+		}
+	}
+	for _, o := range orphans(runs, fates) {
+		if tr := byTask[o.Run.Task]; tr != nil {
+			tr.Orphans = append(tr.Orphans, o)
+		}
+	}
 }
 
 // checkRuns fails the test for stray runs and for runs without an end
@@ -458,25 +669,129 @@ func TestJudge(t *testing.T) {
 	if a := Judge(specs, runs[:1], busy, at(0), at(3.5)).Tasks[0]; a.Busy != 0 || len(a.Unexplained) != 3 {
 		t.Errorf("task a, a@2 found busy 1.98s after the previous run ended: %d busy, unexplained %v; want 0", a.Busy, a.Unexplained)
 	}
-	if got := overlapping(runs[:4], func(r Run) time.Time { return r.End }); len(got) != 0 {
-		t.Errorf("overlapping: %v, want none", got)
-	}
-	if got := overlapping(runs[3:5], func(Run) time.Time { return at(10) }); len(got) != 1 {
-		t.Errorf("overlapping with open ends: %v, want one pair", got)
-	}
 	if a.Busy != 0 || len(a.Unexplained) != 1 {
 		t.Errorf("task a: %d busy, unexplained %v; want the miss unexplained without a busy report", a.Busy, a.Unexplained)
 	}
-	if !strings.Contains(rep.Markdown(), "| (all) | 6 | 6 | 1 | 1 | 0 | 1 |") {
+	if !strings.Contains(rep.Markdown(), "| (all) | 6 | 6 | 1 | 0 | 0 | 1 | 0 | 1 |") {
 		t.Errorf("markdown lacks the total row:\n%s", rep.Markdown())
+	}
+}
+
+func TestOverlaps(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
+	specs := []taskSpec{
+		every("forbid", 2*time.Second, 0, "Forbid"),
+		every("replace", 2*time.Second, 0, "Replace"),
+		every("allow", 2*time.Second, 0, "Allow"),
+	}
+	for _, tc := range []struct {
+		name string
+		runs []Run
+		want int // overlapping pairs
+	}{
+		{"ended before the next", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), End: at(1.9)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+		}, 0},
+		{"ended after the next started", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), End: at(2.7)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+		}, 1},
+		// Killed without an end record: its death counts, as the watcher
+		// last saw it. The orphan of the issue: alive 0.7s into the next run.
+		{"killed, dead before the next", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), Seen: at(1.95), Gone: at(2)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+		}, 0},
+		{"killed, alive after the next started", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), Seen: at(2.7), Gone: at(2.75)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+		}, 1},
+		// A run that recorded its end but whose grandchild lived on.
+		{"ended, a process alive after", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), End: at(1), Seen: at(2.5)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+		}, 1},
+		// Every later run that started while the first still ran.
+		{"three at once", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), Seen: at(6)},
+			{Task: "forbid", Token: 2, Start: at(2), End: at(2.5)},
+			{Task: "forbid", Token: 3, Start: at(4), End: at(4.5)},
+		}, 2},
+		// Replace: the old run may go on a while after the new one started.
+		{"replaced within the grace", []Run{
+			{Task: "replace", Token: 1, Start: at(0), Seen: at(2.9)},
+			{Task: "replace", Token: 2, Start: at(2), End: at(3)},
+		}, 0},
+		{"replaced, but alive past the grace", []Run{
+			{Task: "replace", Token: 1, Start: at(0), Seen: at(3.5)},
+			{Task: "replace", Token: 2, Start: at(2), End: at(3)},
+		}, 1},
+		{"Allow may overlap", []Run{
+			{Task: "allow", Token: 1, Start: at(0), End: at(5)},
+			{Task: "allow", Token: 2, Start: at(2), End: at(3)},
+		}, 0},
+		{"different tasks", []Run{
+			{Task: "forbid", Token: 1, Start: at(0), End: at(5)},
+			{Task: "replace", Token: 2, Start: at(2), End: at(3)},
+		}, 0},
+	} {
+		got := overlaps(specs, tc.runs, time.Second)
+		if len(got) != tc.want {
+			t.Errorf("%s: %d overlaps %v, want %d", tc.name, len(got), got, tc.want)
+		}
+	}
+	o := overlaps(specs, []Run{
+		{Task: "forbid", Token: 1, Start: at(0), Seen: at(2.7), Gone: at(2.75)},
+		{Task: "forbid", Token: 2, Start: at(2), End: at(3)},
+	}, time.Second)
+	if len(o) != 1 || o[0].By != 700*time.Millisecond || o[0].A.Token != 1 || o[0].B.Token != 2 ||
+		!strings.Contains(o[0].String(), "last seen alive 03:04:02.700000, gone by 03:04:02.750000") {
+		t.Errorf("overlap = %v, want token 1 before 2, by 700ms, with its death", o)
+	}
+}
+
+func TestOrphans(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
+	kill := fate{Replica: "r1", What: "SIGKILL", At: at(10), By: at(11.5)}
+	runs := []Run{
+		{Replica: "r1", Task: "a", Token: 1, Start: at(1), End: at(2)},                 // ended long before
+		{Replica: "r1", Task: "a", Token: 2, Start: at(9), Seen: at(10.05)},            // killed with it
+		{Replica: "r1", Task: "b", Token: 3, Start: at(9), Seen: at(12.3)},             // outlived it
+		{Replica: "r1", Task: "c", Token: 4, Start: at(9.5), End: at(12)},              // ran to its end
+		{Replica: "r2", Task: "a", Token: 5, Start: at(9), Seen: at(30)},               // another replica's
+		{Replica: "r1", Task: "a", Token: 6, Start: at(20), End: at(21), Seen: at(21)}, // after the deadline
+	}
+	got := orphans(runs, []fate{kill})
+	if len(got) != 2 || got[0].Run.Token != 3 || got[0].By != 800*time.Millisecond || got[1].Run.Token != 4 {
+		t.Errorf("orphans = %v, want tokens 3 (by 800ms) and 4", got)
+	}
+	if len(got) > 0 && !strings.Contains(got[0].String(), "SIGKILL at 03:04:10.000000") {
+		t.Errorf("orphan reads %q; want it to name the kill", got[0])
+	}
+	// The report files them under their tasks, and counts them.
+	rep := Judge([]taskSpec{every("a", time.Second, 0, "Forbid"), every("b", time.Second, 0, "Forbid"),
+		every("c", time.Second, 0, "Allow")}, runs, nil, at(0), at(1))
+	rep.checkEdges(nil, runs, []fate{kill}, time.Second)
+	if n := []int{len(rep.Tasks[0].Orphans), len(rep.Tasks[1].Orphans), len(rep.Tasks[2].Orphans)}; n[0] != 0 || n[1] != 1 || n[2] != 1 {
+		t.Errorf("orphans per task %v, want [0 1 1]", n)
+	}
+	if len(rep.Total().Orphans) != 2 || !strings.Contains(rep.Table(), "orphans") {
+		t.Errorf("report:\n%s", rep.Table())
+	}
+	runs[1].Gone, runs[2].Gone = at(10.1), at(12.35)
+	if got, want := deathNote(runs, []fate{kill}), "2 runs going at a SIGKILL were gone at most 2.35s after it (last seen alive at most 2.3s after it)"; got != want {
+		t.Errorf("deathNote = %q, want %q", got, want)
 	}
 }
 
 func TestRecords(t *testing.T) {
 	path := t.TempDir() + "/runs.log"
-	data := "R a 2026-01-02T03:04:05Z i1 7 100 start 1767323045.012000000\n" +
-		"R a 2026-01-02T03:04:06Z i2 8 101 start 1767323046.5\n" +
-		"R a 2026-01-02T03:04:05Z i1 7 100 end 1767323045.2\n"
+	data := "R a 2026-01-02T03:04:05Z i1 r1 7 100 start 1767323045.012000000\n" +
+		"R a 2026-01-02T03:04:06Z i2 r2 8 101 start 1767323046.5\n" +
+		"R a 2026-01-02T03:04:05Z i1 r1 7 100 end 1767323045.2\n"
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +800,7 @@ func TestRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(runs) != 2 || runs[0].Token != 7 || runs[0].End.Sub(runs[0].Start) != 188*time.Millisecond ||
-		!runs[1].End.IsZero() || runs[1].PID != 101 || runs[1].Instance != "i2" {
+		!runs[1].End.IsZero() || runs[1].PID != 101 || runs[1].Instance != "i2" || runs[1].Replica != "r2" {
 		t.Errorf("readRuns = %+v", runs)
 	}
 	if err := os.WriteFile(path, []byte("R a bad\n"), 0o644); err != nil {
@@ -493,5 +808,20 @@ func TestRecords(t *testing.T) {
 	}
 	if _, err := readRuns(path); err == nil {
 		t.Error("readRuns accepted a malformed record")
+	}
+	// The task's own script writes what readRuns reads.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(taskShell, "-c", taskSpec{Name: "a", Sleep: time.Millisecond, Background: true}.script())
+	cmd.Env = append(baseEnv(), "BEAT_E2E_FILE="+path, "BEAT_TASK=a", "BEAT_SCHEDULED_AT=2026-01-02T03:04:05Z",
+		"BEAT_INSTANCE_ID=i", "E2E_REPLICA=r", "BEAT_FENCING_TOKEN=9")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	runs, err = readRuns(path)
+	if err != nil || len(runs) != 1 || runs[0].Replica != "r" || runs[0].Token != 9 || runs[0].PID != cmd.Process.Pid ||
+		runs[0].End.Before(runs[0].Start) || runs[0].End.IsZero() {
+		t.Errorf("the script's records read as %+v, %v", runs, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,11 @@ func quickTasks() []taskSpec {
 func share(runs []Run) string {
 	n := map[string]int{}
 	for _, r := range runs {
-		n[r.Instance]++
+		n[r.Replica]++
+	}
+	if len(n) > 10 {
+		counts := slices.Sorted(maps.Values(n))
+		return fmt.Sprintf("runs per replica: %d replicas ran %d to %d each", len(n), counts[0], counts[len(counts)-1])
 	}
 	var parts []string
 	for _, id := range slices.Sorted(maps.Keys(n)) {
@@ -72,45 +77,88 @@ func TestSteady(t *testing.T) {
 
 func TestClockSkew(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterConfig{ttl: 3 * time.Second, renew: time.Second, tasks: quickTasks()})
+	// Clocks 2s apart either way, within a max_clock_skew of 3s: every
+	// replica takes part, and the store's clock says when a tick has come.
+	c := newCluster(t, clusterConfig{ttl: 3 * time.Second, renew: time.Second, maxClockSkew: 3 * time.Second, tasks: quickTasks()})
+	var ahead *replica
 	for _, off := range []time.Duration{-2 * time.Second, 0, 2 * time.Second} {
-		c.start(withClockOffset(off))
+		r := c.start(withClockOffset(off))
+		if off > 0 {
+			ahead = r
+		}
 	}
 	up := time.Now()
 	end := up.Add(runFor(30 * time.Second))
 	sleepUntil(end)
 	c.stopAll()
 
-	// A replica whose clock runs 2s ahead starts ticks up to 2s early in
-	// real time, so the window keeps 3s from either end.
 	runs := c.runs()
 	rep := c.report(up.Add(3*time.Second), end.Add(-3*time.Second),
-		share(runs)+" (clock offsets -2s, 0, +2s in that order)",
-		"misses, if any, are Forbid ticks that the replica whose clock runs ahead found busy, "+
-			"because a replica with a slower clock was still running the previous tick; "+
-			"its claim of the tick after then overtook the slower replica's claim of the skipped one")
+		share(runs)+" (clock offsets -2s, 0, +2s in that order; max_clock_skew 3s)",
+		"a claim waits until the lock store's clock reaches its tick (\"not yet\"), so no run starts early; "+
+			"misses, if any, are Forbid ticks found busy")
 	checkRuns(t, rep, runs)
 	c.checkLogs()
-	all := rep.Total()
-	if all.Expected == 0 || all.Runs == 0 {
-		t.Fatalf("no ticks judged: %+v", all)
+	// The replica whose clock runs ahead is told to wait, so it cannot
+	// claim a tick before it comes, nor a later tick before an earlier one
+	// (which cost Forbid ticks before): every tick runs exactly once, none
+	// before its time.
+	exactlyOnce(t, rep)
+	for _, r := range runs {
+		if r.Start.Before(r.Tick) {
+			t.Errorf("%v started %v before its tick", r, r.Tick.Sub(r.Start).Round(time.Millisecond))
+		}
 	}
-	if all.Dups != 0 {
-		t.Errorf("ticks run more than once: %v", all.Duplicated)
+	waited := 0
+	for _, l := range ahead.logs() {
+		if strings.HasPrefix(l.Msg, "tick not yet due by the lock store's clock") {
+			waited++
+		}
 	}
-	// A miss must be explained: an Allow task cannot be busy, and a Forbid
-	// tick is missed only after some replica found it busy.
-	busy := map[taskTick]bool{}
-	for _, l := range c.logsOf("tick skipped: the previous run still holds the lock") {
-		busy[taskTick{l.Task, l.Tick.UTC()}] = true
+	if waited == 0 {
+		t.Errorf("replica %s, whose clock runs 2s ahead, never logged that a tick was not yet due by the store's clock", ahead.name)
 	}
-	policy := map[string]string{}
-	for _, ts := range c.cfg.tasks {
-		policy[ts.Name] = ts.Policy
+	t.Logf("replica %s waited for the store's clock %d times", ahead.name, waited)
+}
+
+func TestClockFarAhead(t *testing.T) {
+	t.Parallel()
+	const offset = 30 * time.Minute
+	c := newCluster(t, clusterConfig{ttl: 3 * time.Second, renew: time.Second, tasks: quickTasks()})
+	c.start()
+	ahead := c.start(withClockOffset(offset))
+	c.start()
+	up := time.Now()
+	end := up.Add(runFor(30 * time.Second))
+	sleepUntil(end)
+	c.stopAll()
+
+	// The correct replicas run every tick exactly once; the one whose clock
+	// is 30 minutes ahead runs nothing, records nothing (its claims are
+	// refused) and says why, at ERROR. Nobody else logs an ERROR.
+	runs := c.runs()
+	rep := c.report(up.Add(2*time.Second), end.Add(-2*time.Second),
+		share(runs)+fmt.Sprintf(" (%s's clock runs %v ahead; max_clock_skew 2s, the default)", ahead.name, offset))
+	exactlyOnce(t, rep)
+	checkRuns(t, rep, runs)
+	for _, r := range runs {
+		if r.Replica == ahead.name {
+			t.Errorf("the replica whose clock runs %v ahead ran %v", offset, r)
+		}
 	}
-	for _, m := range rep.missedTicks() {
-		if policy[m.Task] != "Forbid" || !busy[m] {
-			t.Errorf("%s missed, and no replica found it busy under Forbid", m)
+	refused := c.checkLogsExcept(func(r *replica, l logLine) bool {
+		return r == ahead && strings.HasPrefix(l.Msg, "tick skipped: this replica's clock is ahead of the lock store's")
+	})
+	if refused == 0 {
+		t.Errorf("replica %s, %v ahead, never logged at ERROR that its clock is ahead of the lock store's", ahead.name, offset)
+	}
+	t.Logf("%s logged %d refused claims", ahead.name, refused)
+	// Nothing in the store lies in the future: no claim record, no busy mark.
+	for task, fields := range c.states() {
+		for _, f := range []string{"tick", "busy"} {
+			if ms, err := strconv.ParseInt(fields[f], 10, 64); err == nil && time.UnixMilli(ms).After(time.Now().Add(2*time.Second)) {
+				t.Errorf("state of %s: %s is %s, in the future", task, f, time.UnixMilli(ms).UTC().Format(time.TimeOnly))
+			}
 		}
 	}
 }
@@ -120,7 +168,11 @@ func TestLongTasksForbid(t *testing.T) {
 	tasks := []taskSpec{
 		every("every1s-runs5s", time.Second, 5*time.Second, "Forbid"),
 		cronEvery("cron2s-runs3s", 2, 3*time.Second, "Forbid"),
+		// Each tick replaces the run before it, whose renewal then fails:
+		// it is killed at once, its lease being lost.
+		every("every2s-runs3s-replace", 2*time.Second, 3*time.Second, "Replace"),
 	}
+	replace := tasks[2].Name
 	c := newCluster(t, clusterConfig{ttl: 2 * time.Second, renew: 600 * time.Millisecond, tasks: tasks})
 	c.startN(3)
 	up := time.Now()
@@ -128,22 +180,47 @@ func TestLongTasksForbid(t *testing.T) {
 	sleepUntil(end)
 	c.stopAll() // waits for the runs in flight: shutdown_timeout is 10s
 
+	// The report fails the test for overlapping runs: none under Forbid;
+	// under Replace the old run must be gone within a renew interval (plus
+	// a second of slack) of the new one's start.
 	runs := c.runs()
 	rep := c.report(up.Add(2*time.Second), end.Add(-2*time.Second),
-		"misses are by design: under Forbid a tick is skipped while the previous run holds the lock; "+share(runs))
-	checkRuns(t, rep, runs)
-	c.checkLogs()
-	if lost := c.logsOf("lease lost"); len(lost) > 0 {
-		t.Errorf("%d leases lost although every renewal could reach the store: %+v", len(lost), lost)
-	}
-	if ov := overlapping(runs, func(r Run) time.Time { return r.End }); len(ov) > 0 {
-		for _, p := range ov {
-			t.Errorf("runs overlap: %s@%s on %s [%s, %s] and %s@%s on %s [%s, %s]",
-				p[0].Task, p[0].Tick.Format(time.TimeOnly), p[0].Instance, p[0].Start.Format(time.StampMilli), p[0].End.Format(time.StampMilli),
-				p[1].Task, p[1].Tick.Format(time.TimeOnly), p[1].Instance, p[1].Start.Format(time.StampMilli), p[1].End.Format(time.StampMilli))
+		"misses are by design: under Forbid a tick is skipped while the previous run holds the lock; "+
+			"every Replace run but the last is killed when the next tick takes its lock; "+share(runs))
+	var forbidRuns []Run
+	for _, r := range runs {
+		if r.Task != replace {
+			forbidRuns = append(forbidRuns, r)
 		}
 	}
-	for _, ts := range tasks {
+	checkRuns(t, rep, forbidRuns)
+	// Replace: every tick runs (nothing is busy), and a run that did not
+	// end was replaced: a later run started before it was gone.
+	if tr := rep.Tasks[2]; tr.Expected == 0 || tr.Runs != tr.Expected || tr.Dups != 0 {
+		t.Errorf("%s: %d ticks, %d runs, duplicated %v, missed %v; want each tick run once", replace, tr.Expected, tr.Runs, tr.Duplicated, tr.Missed)
+	}
+	for i, r := range runs {
+		if r.Task != replace || !r.End.IsZero() {
+			continue
+		}
+		replaced := false
+		for _, next := range runs[i+1:] {
+			replaced = replaced || (next.Task == replace && next.Start.Before(r.until()))
+		}
+		if !replaced {
+			t.Errorf("%v: killed, but not replaced by a later run", r)
+		}
+	}
+	lostOK := c.checkLogsExcept(func(_ *replica, l logLine) bool {
+		return l.Task == replace && strings.HasPrefix(l.Msg, "lease lost")
+	})
+	for _, l := range c.logsOf("lease lost") {
+		if l.Task != replace {
+			t.Errorf("lease of %s (token %d) lost although every renewal could reach the store: %s", l.Task, l.Token, l.Err)
+		}
+	}
+	t.Logf("%d runs of %s replaced (lease lost)", lostOK, replace)
+	for _, ts := range tasks[:2] {
 		var prev *Run
 		n := 0
 		for _, r := range runs {
