@@ -84,62 +84,27 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
-// TestProcessSIGKILLLeavesNoOrphans: a beat killed with SIGKILL (as by the
-// OOM killer) takes its exec run with it: the task's shell and the job it
-// started in the background die within moments, instead of running on
-// past the lease while another replica starts the next run (issue 7,
-// item 1).
-func TestProcessSIGKILLLeavesNoOrphans(t *testing.T) {
-	dir := t.TempDir()
-	pids := filepath.Join(dir, "pids")
-	script := fmt.Sprintf(`sleep 60 & echo "$$ $!" > %q; wait`, pids)
-	path := writeConfig(t, fmt.Sprintf(`
-tasks:
-  - name: long
-    schedule: "@every 1s"
-    task: exec
-    args:
-      command: [sh, -c, %q]
-`, script))
-	p := startBeat(t, path, "orphans")
-	var shell, sleeper int
-	if !waitFor(20*time.Second, func() bool {
-		b, _ := os.ReadFile(pids)
-		n, _ := fmt.Sscan(string(b), &shell, &sleeper)
-		return n == 2
-	}) {
-		t.Fatalf("the task did not start; beat's output:\n%s", p.stderr)
-	}
-	// However this test ends, nothing it started outlives it; this runs
-	// after the assertions below.
-	t.Cleanup(func() { syscall.Kill(-shell, syscall.SIGKILL) })
-	if !alive(shell) || !alive(sleeper) {
-		t.Fatalf("shell %d or background sleep %d not running before the kill", shell, sleeper)
-	}
-	killed := p.signal(t, syscall.SIGKILL)
-	p.wait(t, 5*time.Second)
-	if !waitFor(5*time.Second, func() bool { return !alive(shell) && !alive(sleeper) }) {
-		t.Errorf("5s after beat was SIGKILLed: shell %d alive %v, its background sleep %d alive %v; want both gone",
-			shell, alive(shell), sleeper, alive(sleeper))
-	}
-	t.Logf("the task's shell and its background job were gone %v after beat's SIGKILL", time.Since(killed).Round(time.Millisecond))
-}
-
-// TestProcessGroupSignals: a signal to beat's whole process group, as
-// supervisord's killasgroup, `timeout -s KILL` or a job-control stop send
-// it, must not leave the task running past beat: after SIGKILL to the
-// group the task dies at once; after SIGSTOP to the group (beat frozen) it
-// dies when its lease ends, before another replica could take the task.
-func TestProcessGroupSignals(t *testing.T) {
+// TestProcessTaskDiesWithBeat: an exec run does not outlive its beat. A
+// beat killed with SIGKILL (as by the OOM killer) takes the task's shell
+// and the job it started in the background with it at once, instead of
+// leaving them running past the lease while another replica starts the
+// next run (issue 7, item 1); so does a SIGKILL to beat's whole process
+// group (supervisord's killasgroup, `timeout -s KILL`). After a SIGSTOP to
+// the group (beat frozen), the task dies when its lease ends, before
+// another replica could take the task.
+func TestProcessTaskDiesWithBeat(t *testing.T) {
 	for _, tc := range []struct {
+		name     string
 		sig      syscall.Signal
+		group    bool          // to beat's process group, not beat alone
 		within   time.Duration // how soon the task must be gone
 		leaseTTL time.Duration
 	}{
-		{syscall.SIGKILL, 2 * time.Second, 30 * time.Second},
-		{syscall.SIGSTOP, 2*time.Second + 2*time.Second, 2 * time.Second}, // the lease's end, and slack
+		{"SIGKILL to beat", syscall.SIGKILL, false, 5 * time.Second, 30 * time.Second},
+		{"SIGKILL to beat's group", syscall.SIGKILL, true, 5 * time.Second, 30 * time.Second},
+		{"SIGSTOP to beat's group", syscall.SIGSTOP, true, 2*time.Second + 3*time.Second, 2 * time.Second}, // the lease's end, and slack
 	} {
-		t.Run(tc.sig.String(), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			pids := filepath.Join(dir, "pids")
 			script := fmt.Sprintf(`sleep 60 & echo "$$ $!" > %q; wait`, pids)
@@ -152,7 +117,7 @@ tasks:
     args:
       command: [sh, -c, %q]
 `, tc.leaseTTL, script))
-			p := startBeat(t, path, "group", func(c *exec.Cmd) { c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} })
+			p := startBeat(t, path, "dies-with-beat", func(c *exec.Cmd) { c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} })
 			var shell, sleeper int
 			if !waitFor(20*time.Second, func() bool {
 				b, _ := os.ReadFile(pids)
@@ -161,20 +126,29 @@ tasks:
 			}) {
 				t.Fatalf("the task did not start; beat's output:\n%s", p.stderr)
 			}
+			// However this test ends, nothing it started outlives it; this
+			// runs after the assertions below.
 			t.Cleanup(func() {
 				syscall.Kill(-shell, syscall.SIGKILL)
 				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
 			})
+			if !alive(shell) || !alive(sleeper) {
+				t.Fatalf("shell %d or background job %d not running before the signal", shell, sleeper)
+			}
+			target := p.cmd.Process.Pid
+			if tc.group {
+				target = -target
+			}
 			sent := time.Now()
-			if err := syscall.Kill(-p.cmd.Process.Pid, tc.sig); err != nil {
+			if err := syscall.Kill(target, tc.sig); err != nil {
 				t.Fatal(err)
 			}
 			if !waitFor(tc.within, func() bool { return !alive(shell) && !alive(sleeper) }) {
-				t.Errorf("%v after %v to beat's process group: shell alive %v, its background job alive %v; want both gone",
-					tc.within, tc.sig, alive(shell), alive(sleeper))
+				t.Errorf("%v after %s: the task's shell alive %v, its background job alive %v; want both gone",
+					tc.within, tc.name, alive(shell), alive(sleeper))
 			}
-			t.Logf("the task was gone %v after %v to beat's process group", time.Since(sent).Round(time.Millisecond), tc.sig)
+			t.Logf("the task's shell and its background job were gone %v after %s", time.Since(sent).Round(time.Millisecond), tc.name)
 		})
 	}
 }

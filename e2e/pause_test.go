@@ -6,7 +6,6 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +54,8 @@ func TestPause(t *testing.T) {
 	midRun := 0
 	for time.Until(end) > 9*time.Second {
 		time.Sleep(time.Second + time.Duration(rng.Int64N(int64(2*time.Second))))
-		live := c.live()
-		victim := live[rng.IntN(len(live))]
-		holders := c.running(long)
-		if len(holders) > 0 && rng.IntN(2) == 0 {
-			victim = holders[rng.IntN(len(holders))]
-		}
-		if slices.Contains(holders, victim) {
+		victim, holder := c.victim(rng, long)
+		if holder {
 			midRun++
 		}
 		from := c.freeze(victim)

@@ -50,13 +50,8 @@ func TestCrash(t *testing.T) {
 			break
 		}
 		sleepUntil(next)
-		live := c.live()
-		victim := live[rng.IntN(len(live))]
-		holders := c.running(long)
-		if len(holders) > 0 && rng.IntN(2) == 0 {
-			victim = holders[rng.IntN(len(holders))]
-		}
-		if slices.Contains(holders, victim) {
+		victim, holder := c.victim(rng, long)
+		if holder {
 			midRun++
 		}
 		kills = append(kills, c.crash(victim))
@@ -109,6 +104,18 @@ func TestCrash(t *testing.T) {
 // running returns the live replicas that run one of the given tasks now
 // (a run without an end record whose processes the watcher saw in its
 // latest pass).
+// victim picks a live replica, half the time (when there is one) one that
+// runs one of tasks, and says whether it does.
+func (c *cluster) victim(rng *rand.Rand, tasks map[string]bool) (r *replica, running bool) {
+	live := c.live()
+	victim := live[rng.IntN(len(live))]
+	holders := c.running(tasks)
+	if len(holders) > 0 && rng.IntN(2) == 0 {
+		victim = holders[rng.IntN(len(holders))]
+	}
+	return victim, slices.Contains(holders, victim)
+}
+
 func (c *cluster) running(tasks map[string]bool) []*replica {
 	runs := c.runs()
 	var out []*replica
