@@ -60,7 +60,7 @@ type Task struct {
 	Timeout           time.Duration     // 0: none
 	ConcurrencyPolicy lock.Policy
 	// StartingDeadline is how late a tick may still be claimed, whatever
-	// made it late; 0 means until the next tick is due, but at most a minute
+	// made it late, and never past the next tick; 0 means a minute
 	// (scheduler.DefaultStartingDeadline).
 	StartingDeadline time.Duration
 	Suspend          bool

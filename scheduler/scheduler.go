@@ -45,9 +45,10 @@ type Task struct {
 	Policy  lock.Policy
 	// StartingDeadline is how late a tick may still be claimed, whatever
 	// made it late: a start after it, a store outage, a paused process, a
-	// stepped clock. 0 means until the next tick is due, but at most
-	// DefaultStartingDeadline. No claim is sent after it, and only the most
-	// recent due tick is ever tried; older ones are counted as missed.
+	// stepped clock; 0 means DefaultStartingDeadline. The tick's window
+	// closes at it or at the next tick, whichever comes first (only the
+	// most recent due tick is ever run), judged by the store's clock; ticks
+	// whose window closed are counted as missed.
 	StartingDeadline time.Duration
 	// Suspend keeps the task from being scheduled.
 	Suspend bool
