@@ -75,13 +75,8 @@ func startsPerTick(recs []runRecord) map[string]int {
 
 // alive reports whether pid is a live process (not a zombie).
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	_, _, ok := liveStat(strconv.Itoa(pid))
+	return ok
 }
 
 // TestProcessTaskDiesWithBeat: an exec run does not outlive its beat. A

@@ -146,21 +146,29 @@ func liveGroupMembers(t *testing.T, pgid int) []string {
 		if _, err := strconv.Atoi(d.Name()); err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		s := string(stat)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if f[2] == strconv.Itoa(pgid) {
-			live = append(live, strings.TrimSpace(s[:strings.LastIndexByte(s, ')')+1])+" state "+f[0])
+		head, f, ok := liveStat(d.Name())
+		if ok && len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+			live = append(live, head+" state "+f[0])
 		}
 	}
 	return live
+}
+
+// liveStat reads /proc/<pid>/stat: its "pid (comm)" head and the fields
+// after it (state ppid pgrp ...; comm may hold spaces and parens). ok is
+// false when the process is gone or a zombie (dead, not yet reaped).
+func liveStat(pid string) (head string, fields []string, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return "", nil, false // exited meanwhile
+	}
+	s := string(b)
+	end := strings.LastIndexByte(s, ')') + 1
+	fields = strings.Fields(s[end:])
+	if len(fields) == 0 || fields[0] == "Z" || fields[0] == "X" {
+		return "", nil, false
+	}
+	return strings.TrimSpace(s[:end]), fields, true
 }
 
 // keysHeldBy lists the keys under prefix that name instance id: string

@@ -700,6 +700,14 @@ func (c *cluster) checkLogsExcept(allowed func(*replica, logLine) bool) int {
 	return n
 }
 
+// seeded returns a random source for a scenario's faults, and logs its
+// seed so that a failing run can be told apart from the next.
+func seeded(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", seed)
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
 // sleepUntil sleeps until t.
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 

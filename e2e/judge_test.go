@@ -375,17 +375,6 @@ func (r Report) Total() TaskReport {
 	return t
 }
 
-// missedTicks lists every missed (task, tick).
-func (r Report) missedTicks() []taskTick {
-	var out []taskTick
-	for _, tr := range r.Tasks {
-		for _, t := range tr.Missed {
-			out = append(out, taskTick{tr.Task, t})
-		}
-	}
-	return out
-}
-
 // unexplained lists every missed (task, tick) that Forbid does not explain.
 func (r Report) unexplained() []taskTick {
 	var out []taskTick

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -45,9 +44,7 @@ func TestPause(t *testing.T) {
 	c.startN(3)
 	up := time.Now()
 	end := up.Add(runFor(30 * time.Second))
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, seed))
-	t.Logf("random seed %d", seed)
+	rng := seeded(t)
 
 	// One replica at a time is frozen for 1-6s, half the time the one that
 	// runs the long task; 1-3s pass between freezes.

@@ -36,9 +36,7 @@ func TestCrash(t *testing.T) {
 	c.startN(3)
 	up := time.Now()
 	end := up.Add(runFor(30 * time.Second))
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, seed))
-	t.Logf("random seed %d", seed)
+	rng := seeded(t)
 
 	// Every 2-5 s a replica dies, half the time one that runs a long task,
 	// and a new one (new instance id) takes its place.
