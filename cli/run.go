@@ -7,16 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/beatlock/beat/clock"
-	"github.com/beatlock/beat/config"
-	"github.com/beatlock/beat/lock"
-	"github.com/beatlock/beat/lock/memlock"
-	"github.com/beatlock/beat/lock/redislock"
 	"github.com/beatlock/beat/scheduler"
 )
 
@@ -117,57 +112,6 @@ func (e *env) run(ctx context.Context, args []string) int {
 		log.Error("shutdown incomplete", "err", err)
 	}
 	return ExitOK
-}
-
-// openStore connects the configured lock store. A Redis server that does
-// not answer yet is not an error: the scheduler retries each claim.
-func openStore(cfg *config.Config) (lock.Store, func(), error) {
-	switch cfg.Lock.Backend {
-	case "memory":
-		return memlock.New(), func() {}, nil
-	case "redis":
-		opts, err := redis.ParseURL(cfg.Lock.Redis.URL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("lock.redis.url: %w", err)
-		}
-		// The scheduler bounds every call with a context (a renewal must
-		// give up before the lease's validity runs out); go-redis ignores
-		// context deadlines unless told otherwise.
-		opts.ContextTimeoutEnabled = true
-		client := redis.NewClient(opts)
-		b := redislock.New(client, redislock.WithKeyPrefix(cfg.Lock.Redis.KeyPrefix))
-		if err := b.Err(); err != nil {
-			client.Close()
-			return nil, nil, err
-		}
-		return b, func() { client.Close() }, nil
-	}
-	return nil, nil, fmt.Errorf("unknown lock backend %q", cfg.Lock.Backend)
-}
-
-// redisLogger takes go-redis's own messages (its connection pool's dial
-// errors) into beat's log at debug level: go-redis would print them as plain
-// text on stderr, in the middle of JSON logs, and the scheduler already logs
-// what they mean for the ticks ("claim failed").
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.Log(ctx, slog.LevelDebug, "redis client: "+fmt.Sprintf(format, v...))
-}
-
-func newLogger(e *env, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
 // action is what a signal asks of `beat run`.

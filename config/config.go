@@ -5,9 +5,10 @@
 // values are all errors, and [Parse] reports every problem in the file at
 // once, each with its line, as a [*ValidationError].
 //
-// Three environment variables override the file, for settings that differ
+// Four environment variables override the file, for settings that differ
 // between deployments of the same schedule: BEAT_INSTANCE_ID (instance_id),
-// BEAT_LOCK_BACKEND (lock.backend) and BEAT_REDIS_URL (lock.redis.url).
+// BEAT_HTTP_LISTEN (http.listen), BEAT_LOCK_BACKEND (lock.backend) and
+// BEAT_REDIS_URL (lock.redis.url).
 // BEAT_CONFIG names the file (see [DefaultPath]). A variable set to the empty
 // string counts as unset.
 package config
@@ -28,11 +29,19 @@ type Config struct {
 	InstanceID      string // "" when unset: the caller generates one
 	Timezone        *time.Location
 	ShutdownTimeout time.Duration
+	HTTP            HTTP
 	Lock            Lock
 	Tasks           []Task
 	// Warnings are what is valid but likely a mistake (an instance_id that
 	// every replica reading the file would share); `beat validate` prints them.
 	Warnings []Problem
+}
+
+// HTTP configures the listener of /metrics, /healthz, /readyz and /status.
+type HTTP struct {
+	// Listen is the listener's address, host:port ("" for none; port 0
+	// picks a free one, which beat logs).
+	Listen string
 }
 
 // Lock configures the lock store.

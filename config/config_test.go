@@ -176,7 +176,7 @@ func TestParse(t *testing.T) {
 		{"null tasks", "timezone: UTC\ntasks:\n", "t.yaml:2: no tasks: add at least one under tasks:"},
 		{"tasks not a list", "tasks: {name: t}\n", `t.yaml:1: tasks: expected a list of tasks, got a mapping`},
 		{"top level not a mapping", "- a\n", "t.yaml: no tasks: add at least one under tasks:\n" +
-			"t.yaml:1: top level: expected a mapping of instance_id, timezone, shutdown_timeout, lock, tasks, got a list"},
+			"t.yaml:1: top level: expected a mapping of instance_id, timezone, shutdown_timeout, http, lock, tasks, got a list"},
 		{"yaml syntax", "tasks: [\n", "t.yaml:1: invalid YAML: did not find expected node content"},
 		{"yaml syntax without a line", "a: b: c\n", "t.yaml: invalid YAML: mapping values are not allowed in this context"},
 		{"unknown anchor", "tasks: *nope\n", "t.yaml: invalid YAML: unknown anchor 'nope' referenced"},
@@ -185,7 +185,7 @@ func TestParse(t *testing.T) {
 		{"repeated task field", "tasks:\n  - {name: t, schedule: '@hourly', task: log, task: exec}\n", `t.yaml:2: task "t": "task" is set twice (first at line 2)`},
 		{"unknown field with a hint", "tasks:\n  - {name: t, schedule: '@hourly', task: log, jiter: 1s}\n",
 			`t.yaml:2: task "t": unknown field "jiter" in task (did you mean "jitter"?); valid fields: name, schedule, task, args, timezone, timeout, concurrency_policy, starting_deadline, suspend, jitter`},
-		{"unknown field without a hint", "owner: me\n" + task, `t.yaml:1: unknown field "owner"; valid fields: instance_id, timezone, shutdown_timeout, lock, tasks`},
+		{"unknown field without a hint", "owner: me\n" + task, `t.yaml:1: unknown field "owner"; valid fields: instance_id, timezone, shutdown_timeout, http, lock, tasks`},
 		{"complex key", "? [a]\n: 1\n" + task, `t.yaml:1: a key must be a plain value, not a list`},
 		{"bad merge", "tasks:\n  - {<<: 5, name: t, schedule: '@hourly', task: log}\n", `t.yaml:2: task "t": << (merge) needs a mapping or a list of mappings`},
 		{"merge of a list of lists", "tasks:\n  - {<<: [[{task: log}]], name: t, schedule: '@hourly', task: log}\n", `t.yaml:2: task "t": << (merge) needs a mapping or a list of mappings`},
@@ -227,6 +227,13 @@ func TestParse(t *testing.T) {
 		{"redis url without scheme", "lock:\n  redis:\n    url: 127.0.0.1:6379\n" + task, `t.yaml:3: lock.redis.url is not a URL; write it like "redis://127.0.0.1:6379/0"`},
 		{"redis url with a host only", "lock: {redis: {url: localhost}}\n" + task, `t.yaml:1: lock.redis.url has no scheme; write it like "redis://127.0.0.1:6379/0"`},
 		{"redis url hides the password", "lock: {redis: {url: 'http://u:pw@h'}}\n" + task, `t.yaml:1: lock.redis.url has unsupported scheme "http": use redis://, rediss:// or unix://`},
+		{"http listen", "http: {listen: ':8080'}\n" + task, ""},
+		{"http listen with host", "http: {listen: '127.0.0.1:0'}\n" + task, ""},
+		{"http listen off", "http: {listen: ''}\n" + task, ""},
+		{"http listen without port", "http: {listen: '8080'}\n" + task, `t.yaml:1: http.listen "8080" is not host:port; write it like ":8080" (every interface) or "127.0.0.1:8080", or leave it empty for no listener`},
+		{"http listen bad port", "http:\n  listen: ':http'\n" + task, `t.yaml:2: http.listen ":http": port "http" is not a number from 0 to 65535`},
+		{"http listen port too big", "http: {listen: ':70000'}\n" + task, `t.yaml:1: http.listen ":70000": port "70000" is not a number from 0 to 65535`},
+		{"http unknown field", "http: {port: 80}\n" + task, `t.yaml:1: unknown field "port" in http; valid fields: listen`},
 		{"empty key_prefix", "lock: {redis: {key_prefix: ''}}\n" + task, `t.yaml:1: lock.redis.key_prefix must not be empty; the default is "{beat}:"`},
 		{"null key_prefix is the default", "lock: {redis: {key_prefix: null}}\n" + task, ""},
 		{"task not a mapping", "tasks: [hello]\n", `t.yaml:1: a task must be a mapping with name, schedule and task; got "hello"`},
@@ -340,6 +347,29 @@ func TestEnvOverrides(t *testing.T) {
 				t.Errorf("got %q %q %q, want %q %q %q", cfg.InstanceID, cfg.Lock.Backend, cfg.Lock.Redis.URL, tt.wantID, tt.wantBackend, tt.wantURL)
 			}
 		})
+	}
+}
+
+func TestHTTPListenFromEnv(t *testing.T) {
+	const file = "http: {listen: ':8080'}\ntasks:\n  - {name: t, schedule: '@hourly', task: log}\n"
+	tests := []struct {
+		env           Option
+		want, wantErr string
+	}{
+		{noEnv, ":8080", ""},
+		{env("BEAT_HTTP_LISTEN", "127.0.0.1:9100"), "127.0.0.1:9100", ""},
+		{env("BEAT_HTTP_LISTEN", ""), ":8080", ""},
+		{env("BEAT_HTTP_LISTEN", "nope"), "", `env BEAT_HTTP_LISTEN: http.listen "nope" is not host:port; write it like ":8080" (every interface) or "127.0.0.1:8080", or leave it empty for no listener`},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse("t.yaml", []byte(file), tt.env)
+		if got := errText(err); got != tt.wantErr {
+			t.Errorf("error\n got: %s\nwant: %s", got, tt.wantErr)
+			continue
+		}
+		if err == nil && cfg.HTTP.Listen != tt.want {
+			t.Errorf("listen %q, want %q", cfg.HTTP.Listen, tt.want)
+		}
 	}
 }
 

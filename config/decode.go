@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -23,7 +24,8 @@ import (
 )
 
 var (
-	topFields   = []string{"instance_id", "timezone", "shutdown_timeout", "lock", "tasks"}
+	topFields   = []string{"instance_id", "timezone", "shutdown_timeout", "http", "lock", "tasks"}
+	httpFields  = []string{"listen"}
 	lockFields  = []string{"backend", "ttl", "renew_interval", "max_clock_skew", "redis"}
 	redisFields = []string{"url", "key_prefix"}
 	taskFields  = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
@@ -105,6 +107,7 @@ func (d *decoder) config(data []byte) *Config {
 	if v, ok := d.nonNegative(f["shutdown_timeout"], "shutdown_timeout"); ok {
 		cfg.ShutdownTimeout = v
 	}
+	cfg.HTTP = d.http(f["http"])
 	cfg.Lock = d.lock(f["lock"])
 	cfg.Tasks = d.tasks(f["tasks"], cfg.Timezone)
 	return cfg
@@ -205,6 +208,27 @@ func (d *decoder) lock(e entry) Lock {
 		}
 	}
 	return l
+}
+
+func (d *decoder) http(e entry) HTTP {
+	var h HTTP
+	f := d.fields(e, "http", httpFields)
+	at := origin{line: f["listen"].line()}
+	if s, ok := d.str(f["listen"], "http.listen"); ok && f["listen"].present() {
+		h.Listen = s
+	}
+	if s, ok := d.fromEnv("BEAT_HTTP_LISTEN"); ok {
+		h.Listen, at = s, origin{env: "BEAT_HTTP_LISTEN"}
+	}
+	if h.Listen == "" {
+		return h
+	}
+	if _, port, err := net.SplitHostPort(h.Listen); err != nil {
+		d.problemAt(at, "http.listen %q is not host:port; write it like \":8080\" (every interface) or \"127.0.0.1:8080\", or leave it empty for no listener", h.Listen)
+	} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		d.problemAt(at, "http.listen %q: port %q is not a number from 0 to 65535", h.Listen, port)
+	}
+	return h
 }
 
 // checkRedisURL checks only the scheme: the redis client has the last word.

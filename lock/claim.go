@@ -206,7 +206,10 @@ type ClaimResult struct {
 // claim set (same owner and token): a lock replaced, released or expired is
 // never revived, not even when its owner locks the key again by other
 // means. ReleaseLease frees the lock under the same condition and reports
-// whether it did; the record of the claimed tick stays.
+// whether it did; the record of the claimed tick stays. When run is not
+// nil, the same atomic step records it as the task's last run (see
+// Inspector), whether or not the lock was still the lease's (the run ended
+// all the same), unless a run with a higher token is recorded already.
 //
 // Errors are as for Backend: invalid arguments wrap ErrInvalidKey (empty
 // task), ErrInvalidOwner or ErrInvalidTTL; a store failure is an error and
@@ -215,7 +218,7 @@ type Claimer interface {
 	Epoch(ctx context.Context) (epoch, now time.Time, err error)
 	Claim(ctx context.Context, req ClaimRequest) (ClaimResult, error)
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (bool, error)
-	ReleaseLease(ctx context.Context, l Lease) (bool, error)
+	ReleaseLease(ctx context.Context, l Lease, run *RunRecord) (bool, error)
 }
 
 // Store is what the scheduler needs of a lock store.

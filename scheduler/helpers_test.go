@@ -184,9 +184,9 @@ func (f *flaky) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration)
 	return f.Store.RenewLease(ctx, l, ttl)
 }
 
-func (f *flaky) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+func (f *flaky) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
 	if f.down.Load() {
 		return false, errDown
 	}
-	return f.Store.ReleaseLease(ctx, l)
+	return f.Store.ReleaseLease(ctx, l, run)
 }

@@ -270,7 +270,7 @@ func (s *Scheduler) release(lease lock.Lease, tick time.Time, lost bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ok, err := s.store.ReleaseLease(ctx, lease)
+	ok, err := s.store.ReleaseLease(ctx, lease, nil)
 	switch {
 	case lost:
 		// Expected to fail: the store may be unreachable, or the lock gone.

@@ -49,7 +49,7 @@ func BenchmarkClaim(b *testing.B, s lock.Store) {
 		if err != nil || res.Outcome != lock.Claimed {
 			b.Fatalf("Claim = %+v, %v", res, err)
 		}
-		if ok, err := s.ReleaseLease(ctx, res.Lease); err != nil || !ok {
+		if ok, err := s.ReleaseLease(ctx, res.Lease, nil); err != nil || !ok {
 			b.Fatalf("ReleaseLease = %v, %v", ok, err)
 		}
 	}

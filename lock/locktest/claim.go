@@ -52,7 +52,7 @@ func (c checker) renewLease(l lock.Lease, ttl time.Duration, want bool) {
 
 func (c checker) releaseLease(l lock.Lease, want bool) {
 	c.t.Helper()
-	got, err := c.s.ReleaseLease(bg(), l)
+	got, err := c.s.ReleaseLease(bg(), l, nil)
 	if err != nil || got != want {
 		c.t.Fatalf("ReleaseLease(%+v) = %v, %v; want %v, nil", l, got, err, want)
 	}
@@ -458,7 +458,7 @@ func (s *suite) claimContention(t *testing.T) {
 						mu.Unlock()
 						if p == lock.Forbid {
 							// Free the task so the next tick can be claimed.
-							if ok, err := st.ReleaseLease(bg(), res.Lease); err != nil || !ok {
+							if ok, err := st.ReleaseLease(bg(), res.Lease, nil); err != nil || !ok {
 								t.Errorf("%s: ReleaseLease = %v, %v", owner, ok, err)
 							}
 						}

@@ -240,7 +240,7 @@ func (s *suite) invalidArguments(t *testing.T) {
 			return st.RenewLease(ctx, lock.Lease{Task: "t", Key: "t", Owner: "o", Token: 1}, 0)
 		}},
 		{"ReleaseLease empty owner", lock.ErrInvalidOwner, func() (bool, error) {
-			return st.ReleaseLease(ctx, lock.Lease{Task: "t", Key: "t", Token: 1})
+			return st.ReleaseLease(ctx, lock.Lease{Task: "t", Key: "t", Token: 1}, nil)
 		}},
 		{"RenewLease empty key", lock.ErrInvalidKey, func() (bool, error) {
 			return st.RenewLease(ctx, lock.Lease{Task: "t", Owner: "o", Token: 1}, time.Second)
@@ -340,7 +340,7 @@ func checkFailures(t *testing.T, st lock.Store, ctx context.Context) {
 			return r.Outcome != 0, err
 		},
 		"RenewLease":   func() (bool, error) { return st.RenewLease(ctx, lease, long) },
-		"ReleaseLease": func() (bool, error) { return st.ReleaseLease(ctx, lease) },
+		"ReleaseLease": func() (bool, error) { return st.ReleaseLease(ctx, lease, nil) },
 	}
 	for name, call := range calls {
 		got, err := call()

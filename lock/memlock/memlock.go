@@ -297,7 +297,7 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 	return true, nil
 }
 
-func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
 	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}

@@ -300,7 +300,7 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 		l.Owner, l.Key, strconv.FormatUint(l.Token, 10), ms(ttl))
 }
 
-func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease) (bool, error) {
+func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
 	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}

@@ -1,0 +1,77 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Run results, as RunRecord.Result holds them.
+const (
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+	RunLost      = "lost"      // the lease could not be renewed; the run was cancelled
+	RunTimeout   = "timeout"   // the run outlived its task's timeout
+	RunCancelled = "cancelled" // the replica shut down before the run returned
+)
+
+// MaxRunError is how much of a run's error a store keeps.
+const MaxRunError = 512
+
+// RunRecord is how a run ended. ReleaseLease records it with the release of
+// the run's lease, for `beat status`.
+type RunRecord struct {
+	Tick     time.Time // the run's tick
+	Token    uint64    // its fencing token
+	Owner    string    // the lease's owner, "<instance id>/<session>"
+	Result   string    // one of the Run* results
+	Duration time.Duration
+	// Error is the run's error, cut to MaxRunError bytes; "" when it
+	// succeeded.
+	Error string
+	// Ended is the store's clock when it recorded the end; the store sets
+	// it, whatever the caller passes.
+	Ended time.Time
+}
+
+// TaskRecord is what a store holds about one task.
+type TaskRecord struct {
+	Task string
+	// LastClaimed is the last claimed tick and Token its fencing token;
+	// zero when no tick of the task was claimed.
+	LastClaimed time.Time
+	Token       uint64
+	// LastSkipped is the last tick skipped as Busy; zero when none.
+	LastSkipped time.Time
+	// Holder is the owner of the live lock of the last claim, and LockLeft
+	// the time left on it; "" and 0 when that lock is free.
+	Holder   string
+	LockLeft time.Duration
+	// LastRun is how the last recorded run ended; nil before any did.
+	LastRun *RunRecord
+}
+
+// ErrHeld is returned by Inspector.Forget while the task's lock is live.
+var ErrHeld = errors.New("lock: the task's lock is held")
+
+// Inspector reads and repairs a store's records, for operators.
+//
+// Tasks returns the record of every task the store holds (a claim, a
+// skipped tick or a run), sorted by name, and the store's clock.
+//
+// ForceRelease frees the lock of the task's last claim, whoever holds it,
+// and reports whether a live lock was freed. The claim record stays: the
+// tick stays claimed. The run that held the lock learns at its next
+// renewal that it lost it.
+//
+// Forget deletes the task's records (claimed and skipped ticks, last run)
+// and returns ErrHeld, deleting nothing, while the lock of its last claim
+// is live. The fencing counter stays, so that the tokens of a task that
+// comes back under the same name stay above every earlier one.
+//
+// Argument and store errors are as for Backend.
+type Inspector interface {
+	Tasks(ctx context.Context) ([]TaskRecord, time.Time, error)
+	ForceRelease(ctx context.Context, task string) (bool, error)
+	Forget(ctx context.Context, task string) error
+}
