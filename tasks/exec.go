@@ -201,10 +201,27 @@ func runExec(ctx context.Context, run Run) error {
 			slog.String("ended", ended),
 		)
 	}
+	res := execResult(ctx, run, a.command[0], err, stderr)
 	logOutput(ctx, run, "stdout", stdout)
-	logOutput(ctx, run, "stderr", stderr)
-	return execResult(ctx, run, a.command[0], err, stderr)
+	// A failed run's error holds the end of stderr: logged there, not
+	// twice, unless the error holds only part of it.
+	var exit *exitError
+	if !errors.As(res, &exit) || !exit.allStderr {
+		logOutput(ctx, run, "stderr", stderr)
+	}
+	return res
 }
+
+// exitError is the error of a command that exited with a failure: its
+// message says how, and holds the last lines of stderr.
+type exitError struct {
+	msg       string
+	err       error // the exit's own error, for errors.As
+	allStderr bool  // msg holds all that was written to stderr
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) Unwrap() error { return e.err }
 
 // execProcess is a started exec command.
 type execProcess interface {
@@ -267,13 +284,18 @@ func execResult(ctx context.Context, run Run, program string, err error, stderr 
 	} else {
 		msg = fmt.Sprintf("exec task %q: %q was terminated (%s)", run.Task, program, exitErr)
 	}
-	kept, _ := stderr.tail()
-	if last := lastLines(kept, stderrLines, stderrBytes); last != "" {
-		msg += "; last lines of stderr:\n" + last
-	} else {
+	kept, dropped := stderr.tail()
+	last := lastLines(kept, stderrLines, stderrBytes)
+	all := dropped == 0 && last == strings.TrimRight(string(kept), "\n")
+	switch {
+	case last == "":
 		msg += "; it wrote nothing to stderr"
+	case all:
+		msg += "; stderr:\n" + last
+	default:
+		msg += "; last lines of stderr:\n" + last
 	}
-	return fmt.Errorf("%s: %w", msg, err)
+	return &exitError{msg: msg, err: err, allStderr: all}
 }
 
 // logOutput logs what the child wrote to one stream, as one record, after it

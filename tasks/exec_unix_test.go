@@ -83,8 +83,8 @@ func TestExecResult(t *testing.T) {
 		{
 			name:    "non-zero exit fails with code and stderr",
 			args:    map[string]any{"command": []any{"sh", "-c", "echo starting; echo 'oops: disk full' >&2; exit 3"}},
-			wantErr: `exec task "backup": "sh" exited with code 3; last lines of stderr:` + "\noops: disk full",
-			notIn:   []string{"starting"},
+			wantErr: `exec task "backup": "sh" exited with code 3; stderr:` + "\noops: disk full",
+			notIn:   []string{"starting", "exit status"},
 		},
 		{
 			name:    "silent failure says so",
@@ -127,6 +127,35 @@ func TestExecResult(t *testing.T) {
 				if strings.Contains(err.Error(), s) {
 					t.Errorf("error contains %q: %v", s, err)
 				}
+			}
+		})
+	}
+}
+
+// The stderr of a failed run is in its error; it is logged apart only when
+// the error holds part of it.
+func TestExecStderrNotLoggedTwice(t *testing.T) {
+	tests := []struct {
+		name       string
+		script     string
+		wantLogged bool
+	}{
+		{"failed, short stderr: in the error only", "echo 'oops' >&2; exit 3", false},
+		{"failed, long stderr: logged too", "i=1; while [ $i -le 100 ]; do echo line$i >&2; i=$((i+1)); done; exit 2", true},
+		{"succeeded: logged", "echo 'note' >&2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fn, run, logs := execRun(t, map[string]any{"command": []any{"sh", "-c", tt.script}})
+			_ = fn(context.Background(), run)
+			logged := false
+			for _, r := range logs.records(t) {
+				if r["msg"] == "exec output" && r["stream"] == "stderr" {
+					logged = true
+				}
+			}
+			if logged != tt.wantLogged {
+				t.Errorf("stderr logged apart: %v; want %v", logged, tt.wantLogged)
 			}
 		})
 	}

@@ -236,6 +236,11 @@ func runHTTP(ctx context.Context, run Run) error {
 		if cause := context.Cause(ctx); cause != nil {
 			return fmt.Errorf("http task %q: %s: aborted: %w", run.Task, target, cause)
 		}
+		// A *url.Error repeats the method and URL that target names.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return fmt.Errorf("http task %q: %s: %w", run.Task, target, err)
 	}
 	defer resp.Body.Close()

@@ -231,7 +231,11 @@ func TestHTTPUnreachable(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens there any more
 	fn, run, _ := httpRun(t, map[string]any{"url": url})
-	checkErr(t, fn(context.Background(), run), `http task "backup": GET `+url+`: `)
+	err := fn(context.Background(), run)
+	checkErr(t, err, `http task "backup": GET `+url+`: `)
+	if n := strings.Count(err.Error(), url); n != 1 {
+		t.Errorf("the error names the URL %d times; want once: %v", n, err)
+	}
 }
 
 func TestHTTPInvalidArgsFailRun(t *testing.T) {
