@@ -2,9 +2,12 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/beatlock/beat/lock"
 )
 
 // EventKind says what happened to a tick.
@@ -34,7 +37,8 @@ const (
 	// or it lost its records), so it cannot tell whether the tick already
 	// ran; it is skipped so that it never runs twice.
 	StoreLost
-	// Succeeded and Failed: a run ended, without or with Err.
+	// Succeeded and Failed: a run ended, without or with Err (RunResult
+	// tells a timeout and a shutdown from other failures).
 	Succeeded
 	Failed
 	// Lost: the run's lease could not be renewed in time; its context was
@@ -57,20 +61,52 @@ func (k EventKind) String() string {
 
 // Event reports one step of one tick, for logs, metrics and tests.
 type Event struct {
-	Kind     EventKind
-	Task     string
-	Tick     time.Time // the tick's nominal instant
-	Token    uint64    // fencing token, once claimed
-	Count    int       // Missed: how many ticks (missedLimit means that many or more)
-	Reason   string    // Missed, StoreLost, and Busy when the store lost its records: why
-	Err      error     // Failed, ClaimFailed, ClockAhead, Lost
-	Duration time.Duration
+	Kind   EventKind
+	Task   string
+	Tick   time.Time // the tick's nominal instant
+	Token  uint64    // fencing token, once claimed
+	Count  int       // Missed: how many ticks (missedLimit means that many or more)
+	Reason string    // Missed, StoreLost, and Busy when the store lost its records: why
+	Err    error     // Failed, ClaimFailed, ClockAhead, Lost
+	// Duration is how long the run took (Succeeded, Failed, Lost); Delay
+	// how long after its tick it started (Claimed).
+	Duration, Delay time.Duration
+}
+
+// RunResult names how a run ended (a lock.Run* result), for an event that
+// ends one (Succeeded, Failed, Lost); "" for the others.
+func (e Event) RunResult() string {
+	switch e.Kind {
+	case Succeeded:
+		return lock.RunSucceeded
+	case Lost:
+		return lock.RunLost
+	case Failed:
+		switch {
+		case errors.Is(e.Err, ErrTimeout):
+			return lock.RunTimeout
+		case errors.Is(e.Err, ErrShutdown):
+			return lock.RunCancelled
+		}
+		return lock.RunFailed
+	}
+	return ""
 }
 
 // Stats counts events by kind since the scheduler was made; Missed counts
 // ticks, not events.
 type Stats struct {
 	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, ClockAhead, StoreLost, Succeeded, Failed, Lost, Renewed uint64
+}
+
+// LogValue logs the counts as fields of their own.
+func (st Stats) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Uint64("claimed", st.Claimed), slog.Uint64("already_claimed", st.AlreadyClaimed),
+		slog.Uint64("busy", st.Busy), slog.Uint64("missed", st.Missed), slog.Uint64("claim_failed", st.ClaimFailed),
+		slog.Uint64("clock_ahead", st.ClockAhead), slog.Uint64("store_lost", st.StoreLost),
+		slog.Uint64("succeeded", st.Succeeded), slog.Uint64("failed", st.Failed), slog.Uint64("lost", st.Lost),
+		slog.Uint64("renewed", st.Renewed))
 }
 
 type counters [len(eventNames)]atomic.Uint64
@@ -104,12 +140,16 @@ func (s *Scheduler) emit(ev Event) {
 	msg := "tick " + ev.Kind.String()
 	switch ev.Kind {
 	case Claimed:
-		msg = "tick claimed; running"
+		level, msg = slog.LevelInfo, "run started"
+		attrs = append(attrs, "late", ev.Delay)
 	case Succeeded:
 		level, msg = slog.LevelInfo, "run succeeded"
 		attrs = append(attrs, "duration", ev.Duration)
 	case Failed:
 		level, msg = slog.LevelError, "run failed"
+		if r := ev.RunResult(); r != lock.RunFailed {
+			msg = "run failed: " + r
+		}
 		attrs = append(attrs, "duration", ev.Duration, "err", ev.Err)
 	case Busy:
 		level, msg = slog.LevelWarn, "tick skipped: the previous run still holds the lock (concurrency_policy Forbid)"
@@ -136,7 +176,7 @@ func (s *Scheduler) emit(ev Event) {
 		attrs = append(attrs, "reason", ev.Reason)
 	case Lost:
 		level, msg = slog.LevelError, "lease lost: run cancelled, another replica may take the task"
-		attrs = append(attrs, "err", ev.Err)
+		attrs = append(attrs, "duration", ev.Duration, "err", ev.Err)
 	}
 	s.log.Log(context.Background(), level, msg, attrs...)
 	if s.observe != nil {

@@ -3,6 +3,8 @@ package scheduler
 import (
 	"container/heap"
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/beatlock/beat/schedule"
@@ -42,7 +44,9 @@ func (s *Scheduler) loop(ctx context.Context) {
 	defer close(s.loopDone)
 	s.readEpoch(ctx)
 	now := s.clock.Now()
+	s.beat.Store(now.UnixNano())
 	var q queue
+	var catchUp []string
 	for _, t := range s.jobs {
 		if t.Suspend {
 			continue
@@ -51,20 +55,36 @@ func (s *Scheduler) loop(ctx context.Context) {
 		// may have missed it too); the claim tells whether it was taken.
 		d := &due{task: t}
 		s.advance(d, time.Time{}, now, true)
-		if !d.tick.IsZero() {
-			q = append(q, d)
+		if d.tick.IsZero() {
+			continue
 		}
+		if !d.tick.After(now) {
+			catchUp = append(catchUp, t.Name)
+		}
+		q = append(q, d)
 	}
 	heap.Init(&q)
-	for len(q) > 0 {
+	if len(catchUp) > 0 {
+		s.log.Info("catching up the most recent tick of tasks whose tick came due shortly before this start: their starting deadline has not passed, and the lock store tells whether another replica ran it",
+			"count", len(catchUp), "tasks", names(catchUp, 10))
+	}
+	for {
 		now = s.clock.Now()
-		d := q[0]
-		if wait := d.fireAt.Sub(now); wait > 0 {
-			timer := s.clock.NewTimer(min(wait, maxSleep))
+		s.beat.Store(now.UnixNano())
+		wait := maxSleep
+		if len(q) > 0 {
+			wait = min(q[0].fireAt.Sub(now), maxSleep)
+		}
+		if wait > 0 {
+			timer := s.clock.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				timer.Stop()
 				return
+			case u := <-s.updates:
+				timer.Stop()
+				q = s.apply(q, u.jobs, s.clock.Now())
+				close(u.done)
 			case <-timer.C():
 			}
 			continue
@@ -72,6 +92,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		d := q[0]
 		s.runs.Add(1)
 		go s.handle(d.task, d.tick)
 		s.advance(d, d.tick, now, false)
@@ -81,8 +102,59 @@ func (s *Scheduler) loop(ctx context.Context) {
 			heap.Fix(&q, 0)
 		}
 	}
-	s.log.Info("no task has ticks left to fire")
-	<-ctx.Done()
+}
+
+// apply replaces the schedule of the loop's queue q by jobs (Update): a
+// task that keeps its name keeps its next tick if that is a tick of its new
+// schedule, and otherwise takes the first tick of its new schedule after
+// now, as a new task does; a task no longer in jobs is dropped (its claims
+// and runs in flight go on). It returns the new queue.
+func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
+	old := make(map[string]*job, len(s.jobs))
+	for _, j := range s.jobs {
+		old[j.Name] = j
+	}
+	queued := make(map[string]*due, len(q))
+	for _, d := range q {
+		queued[d.task.Name] = d
+	}
+	next := make(queue, 0, len(jobs))
+	for _, j := range jobs {
+		if o := old[j.Name]; o != nil {
+			j.answered.Store(o.answered.Load())
+		}
+		if j.Suspend {
+			continue
+		}
+		d := queued[j.Name]
+		switch {
+		case d != nil && j.Schedule.Next(d.tick.Add(-time.Nanosecond)).Equal(d.tick):
+			if j.Jitter != d.task.Jitter {
+				d.fireAt = d.tick.Add(s.jitter(j))
+			}
+			d.task = j
+		default:
+			d = &due{task: j, tick: j.Schedule.Next(now)}
+			if d.tick.IsZero() {
+				continue
+			}
+			d.fireAt = d.tick.Add(s.jitter(j))
+		}
+		next = append(next, d)
+	}
+	s.mu.Lock()
+	s.jobs = jobs
+	s.mu.Unlock()
+	heap.Init(&next)
+	return next
+}
+
+// names lists up to n of names, and how many more there are.
+func names(all []string, n int) string {
+	if len(all) <= n {
+		return strings.Join(all, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(all[:n], ", "), len(all)-n)
 }
 
 // readEpoch asks the store for its epoch before the first claim, so that a

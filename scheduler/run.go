@@ -34,19 +34,19 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 	case lock.ClockAhead:
 		s.emit(Event{Kind: ClockAhead, Task: t.Name, Tick: tick, Err: fmt.Errorf(
 			"this replica's clock is wrong: the tick is %v ahead of the lock store's clock (%v), more than max_clock_skew (%v); fix the clock (NTP)",
-			tick.Sub(res.StoreTime), res.StoreTime, s.maxSkew)})
+			tick.Sub(res.StoreTime), stamp(res.StoreTime), s.maxSkew)})
 		return
 	case lock.StoreLost:
 		s.emit(Event{Kind: StoreLost, Task: t.Name, Tick: tick, Reason: fmt.Sprintf(
 			"the lock store holds no claim record from before %v (it is new, or it restarted or failed over and may have lost the last ones), so it cannot tell whether this tick already ran; skipped so that it never runs twice",
-			res.Epoch)})
+			stamp(res.Epoch))})
 		return
 	case lock.TooLate:
 		s.emit(Event{Kind: Missed, Task: t.Name, Tick: tick, Count: 1, Reason: s.lateReason(t, tick, res)})
 		return
 	}
 	s.claimed.Store(true)
-	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token})
+	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token, Delay: s.clock.Now().Sub(tick)})
 	s.execute(t, tick, res.Lease, validFrom)
 }
 
@@ -69,7 +69,7 @@ func (s *Scheduler) reportUndecided(t *job, tick time.Time, res lock.ClaimResult
 	}
 	if latest, n := schedule.Between(t.Schedule, res.Previous, upTo, missedLimit); n > 0 {
 		s.emit(Event{Kind: Missed, Task: t.Name, Tick: latest, Count: n,
-			Reason: fmt.Sprintf("no replica claimed them between %v and this replica's start (every replica down, or the lock store)", res.Previous.UTC())})
+			Reason: fmt.Sprintf("no replica claimed them between %v and this replica's start (every replica down, or the lock store)", stamp(res.Previous))})
 	}
 }
 
@@ -169,9 +169,10 @@ func (s *Scheduler) trusted(t *job, tick time.Time, lease lock.Lease, sent time.
 	if took < lock.TrustedFor(s.ttl) {
 		return true
 	}
+	// Released before it is reported, as a run's end is.
+	s.release(lease, tick, nil)
 	s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Token: lease.Token, Err: fmt.Errorf(
 		"the claim's answer took %v, past 9/10 of the lock ttl (%v): its lease may already have expired, so the run was not started", took, s.ttl)})
-	s.release(lease, tick, false)
 	return false
 }
 
@@ -259,18 +260,24 @@ func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom 
 	// lease judged lost locally may still be live in the store (renewals
 	// failed, not the lock); releasing it is safe, since the store checks
 	// the token, and frees the task for the other replicas at once.
-	s.release(lease, tick, ev.Kind == Lost)
+	run := &lock.RunRecord{Tick: tick, Token: lease.Token, Owner: lease.Owner, Result: ev.RunResult(), Duration: elapsed}
+	if ev.Err != nil {
+		run.Error = ev.Err.Error()
+	}
+	s.release(lease, tick, run)
 	s.emit(ev)
 }
 
-func (s *Scheduler) release(lease lock.Lease, tick time.Time, lost bool) {
+// release releases a lease and records how its run ended (nil: not run).
+func (s *Scheduler) release(lease lock.Lease, tick time.Time, run *lock.RunRecord) {
+	lost := run != nil && run.Result == lock.RunLost
 	wait := 5 * time.Second
 	if lost {
 		wait = time.Second // likely unreachable: don't hold up the run's end
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ok, err := s.store.ReleaseLease(ctx, lease, nil)
+	ok, err := s.store.ReleaseLease(ctx, lease, run)
 	switch {
 	case lost:
 		// Expected to fail: the store may be unreachable, or the lock gone.
@@ -368,3 +375,6 @@ func (s *Scheduler) renewLease(ctx context.Context, lease lock.Lease) (bool, err
 		return false, fmt.Errorf("lease renewal: no answer from the store in time: %w", context.Cause(ctx))
 	}
 }
+
+// stamp formats an instant for a message, as the logs format times.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -128,7 +128,7 @@ var ErrTimeout = errors.New("scheduler: task timeout")
 // it; Stop or StopAndCancel it to shut down.
 type Scheduler struct {
 	store    lock.Store
-	jobs     []*job
+	jobs     []*job // replaced by Update, under mu; the loop's own once started
 	id       string
 	clock    clock.Clock
 	log      *slog.Logger
@@ -150,6 +150,10 @@ type Scheduler struct {
 
 	// epoch is the store's epoch (Unix ms) as this process last saw it.
 	epoch atomic.Int64
+	// beat is when the loop last went round (Unix ns on clock).
+	beat atomic.Int64
+	// updates carries Update's new tasks to the loop.
+	updates chan update
 	// claimed is set once this process has claimed a tick: a stop that
 	// never claimed anything has no locks to release.
 	claimed atomic.Bool
@@ -226,6 +230,7 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 		backoff: [2]time.Duration{100 * time.Millisecond, 2 * time.Second},
 		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		session: strings.ReplaceAll(uuid.NewString(), "-", "")[:12],
+		updates: make(chan update),
 	}
 	for _, o := range opts {
 		o(s)
@@ -246,7 +251,24 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 	if s.backoff[0] <= 0 || s.backoff[1] < s.backoff[0] {
 		errs = append(errs, fmt.Errorf("claim backoff %v..%v: need 0 < first <= most", s.backoff[0], s.backoff[1]))
 	}
+	jobs, err := newJobs(ts)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.jobs = jobs
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	s.owner = s.id + "/" + s.session
+	s.log = s.log.With("instance", s.id)
+	return s, nil
+}
+
+// newJobs checks tasks and makes their jobs.
+func newJobs(ts []Task) ([]*job, error) {
+	var errs []error
 	names := make(map[string]bool)
+	jobs := make([]*job, 0, len(ts))
 	for i := range ts {
 		t := ts[i]
 		switch {
@@ -262,14 +284,67 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 			}
 		}
 		names[t.Name] = true
-		s.jobs = append(s.jobs, &job{Task: t})
+		jobs = append(jobs, &job{Task: t})
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("scheduler: %w", err)
+	return jobs, errors.Join(errs...)
+}
+
+// ErrStopped is returned by Update once the scheduler has stopped.
+var ErrStopped = errors.New("scheduler: stopped")
+
+// update is a new set of tasks for the loop; done is closed once applied.
+type update struct {
+	jobs []*job
+	done chan struct{}
+}
+
+// Update replaces the scheduler's tasks, checked as New checks them; on an
+// error nothing changes. A new task starts with its first tick after the
+// update; a removed task is no longer scheduled, and its claims and runs in
+// flight finish; a task that keeps its name takes its new settings from its
+// next tick, and its new schedule from the first tick after the update
+// unless its next tick is also one of the new schedule's. It returns once
+// the loop runs on the new tasks.
+func (s *Scheduler) Update(ctx context.Context, ts []Task) error {
+	jobs, err := newJobs(ts)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
 	}
-	s.owner = s.id + "/" + s.session
-	s.log = s.log.With("instance", s.id)
-	return s, nil
+	s.mu.Lock()
+	if !s.started {
+		s.jobs = jobs
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	u := update{jobs: jobs, done: make(chan struct{})}
+	select {
+	case s.updates <- u:
+	case <-s.loopDone:
+		return ErrStopped
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	select {
+	case <-u.done:
+		return nil
+	case <-s.loopDone:
+		return ErrStopped
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// LoopLag is how long ago the loop that fires ticks last went round; it
+// goes round at least once a second while it runs, so a lag of many seconds
+// means it is stuck. Zero before Start and once stopping: a loop that was
+// told to stop is not stuck.
+func (s *Scheduler) LoopLag() time.Duration {
+	beat := s.beat.Load()
+	if beat == 0 || s.stopping() {
+		return 0
+	}
+	return max(s.clock.Now().Sub(time.Unix(0, beat)), 0)
 }
 
 // InstanceID returns the replica's id, as its runs and log lines see it.
