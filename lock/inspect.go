@@ -3,7 +3,9 @@ package lock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Run results, as RunRecord.Result holds them.
@@ -74,4 +76,53 @@ type Inspector interface {
 	Tasks(ctx context.Context) ([]TaskRecord, time.Time, error)
 	ForceRelease(ctx context.Context, task string) (bool, error)
 	Forget(ctx context.Context, task string) error
+}
+
+// CheckRun checks the run a lease's release records, and returns the record
+// to keep (nil for none): the lease's token and owner, the error cut to
+// MaxRunError bytes on a UTF-8 boundary. Backends share it, so that all of
+// them refuse the same records.
+func CheckRun(l Lease, run *RunRecord) (*RunRecord, error) {
+	if run == nil {
+		return nil, nil
+	}
+	var errs []error
+	switch run.Result {
+	case RunSucceeded, RunFailed, RunLost, RunTimeout, RunCancelled:
+	default:
+		errs = append(errs, fmt.Errorf("result %q is not one of %q, %q, %q, %q, %q", run.Result,
+			RunSucceeded, RunFailed, RunLost, RunTimeout, RunCancelled))
+	}
+	if run.Token != 0 && run.Token != l.Token {
+		errs = append(errs, fmt.Errorf("token %d is not the lease's %d", run.Token, l.Token))
+	}
+	if run.Owner != "" && run.Owner != l.Owner {
+		errs = append(errs, fmt.Errorf("owner %q is not the lease's %q", run.Owner, l.Owner))
+	}
+	if run.Duration < 0 {
+		errs = append(errs, fmt.Errorf("duration %v is negative", run.Duration))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid run record: %w", err)
+	}
+	if err := CheckTask(l.Task); err != nil {
+		return nil, fmt.Errorf("the lease's task, under which the run is recorded: %w", err)
+	}
+	return &RunRecord{Tick: run.Tick, Token: l.Token, Owner: l.Owner, Result: run.Result,
+		Duration: run.Duration, Error: cutError(run.Error)}, nil
+}
+
+// cutError cuts s to MaxRunError bytes, on a UTF-8 boundary.
+func cutError(s string) string {
+	if len(s) <= MaxRunError {
+		return s
+	}
+	n := MaxRunError
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	if !utf8.RuneStart(s[n]) {
+		n = MaxRunError // not UTF-8 here: no boundary to keep
+	}
+	return s[:n]
 }

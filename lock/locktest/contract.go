@@ -341,6 +341,14 @@ func checkFailures(t *testing.T, st lock.Store, ctx context.Context) {
 		},
 		"RenewLease":   func() (bool, error) { return st.RenewLease(ctx, lease, long) },
 		"ReleaseLease": func() (bool, error) { return st.ReleaseLease(ctx, lease, nil) },
+		"ReleaseLease with a run": func() (bool, error) {
+			return st.ReleaseLease(ctx, lease, &lock.RunRecord{Tick: time.Unix(60, 0), Result: lock.RunSucceeded})
+		},
+	}
+	if in, ok := st.(lock.Inspector); ok {
+		calls["Tasks"] = func() (bool, error) { recs, _, err := in.Tasks(ctx); return len(recs) > 0, err }
+		calls["ForceRelease"] = func() (bool, error) { return in.ForceRelease(ctx, "held") }
+		calls["Forget"] = func() (bool, error) { return false, in.Forget(ctx, "held") }
 	}
 	for name, call := range calls {
 		got, err := call()

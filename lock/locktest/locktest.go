@@ -36,7 +36,9 @@ type Harness struct {
 	StepBack func(s lock.Store, d time.Duration)
 }
 
-// Run runs the whole suite against h.
+// Run runs the whole suite against h. The rows of lock.Inspector, and those
+// that read back the runs ReleaseLease records, run for stores that
+// implement lock.Inspector and are skipped, with a message, for others.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.New == nil || h.TTL < 10*time.Millisecond {
@@ -57,6 +59,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ClaimExpiry", s.claimExpiry)
 	t.Run("FutureRecord", s.futureRecord)
 	t.Run("ClaimContention", s.claimContention)
+	t.Run("RunRecord", s.runRecord)
+	t.Run("Inspector", s.inspector)
+	t.Run("InspectorExpiry", s.inspectorExpiry)
 }
 
 type suite struct{ h Harness }

@@ -13,7 +13,10 @@ import (
 	"github.com/beatlock/beat/lock"
 )
 
-var _ lock.Store = (*Backend)(nil)
+var (
+	_ lock.Store     = (*Backend)(nil)
+	_ lock.Inspector = (*Backend)(nil)
+)
 
 // Backend is an in-process lock store, safe for concurrent use. Expiry is
 // judged by its clock, which by default is the system's monotonic clock.
@@ -46,6 +49,26 @@ type taskState struct {
 	// Of the last claim, for a retry by the same process (ClaimRequest.Session).
 	prev    int64 // the tick decided before it
 	session string
+	key     string // the lease key the last claim locked (see lock.LeaseKey)
+	run     *lock.RunRecord
+}
+
+// listed reports whether the task has a record to show: a claim, a skipped
+// tick or a run. A state holds only its fence once forgotten.
+func (st *taskState) listed() bool {
+	return st.last != 0 || st.busy != 0 || st.run != nil
+}
+
+// lastLock returns the live lock of the task's last claim, or nil: the
+// lock on the claim's key that still carries the claim's token.
+func (b *Backend) lastLock(st *taskState) *entry {
+	if st == nil || st.last == 0 {
+		return nil
+	}
+	if e := b.locks[st.key]; e != nil && e.token == st.fence {
+		return e
+	}
+	return nil
 }
 
 // Option configures a Backend.
@@ -265,7 +288,7 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	// record is lost and rebuilt from nothing.
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
 	st.last, st.prev, st.busy = tick, decided, 0 // busy is older: decided by it
-	st.session = req.Session
+	st.session, st.key = req.Session, key
 	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 	res.Outcome = lock.Claimed
 	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
@@ -301,10 +324,25 @@ func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunR
 	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}
-	if _, err := b.begin(ctx); err != nil {
+	rec, err := lock.CheckRun(l, run)
+	if err != nil {
+		return false, fmt.Errorf("memlock: release-lease %q: %w", l.Key, err)
+	}
+	if rec != nil {
+		// At the millisecond precision of every store.
+		if !rec.Tick.IsZero() {
+			rec.Tick = msTime(rec.Tick.UnixMilli())
+		}
+		rec.Duration = rec.Duration.Truncate(time.Millisecond)
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
 		return false, err
 	}
 	defer b.mu.Unlock()
+	if rec != nil {
+		b.record(l.Task, rec, now)
+	}
 	e := b.locks[l.Key]
 	if e == nil || e.owner != l.Owner || e.token != l.Token {
 		return false, nil

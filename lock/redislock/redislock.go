@@ -4,7 +4,8 @@
 // A lock is a string key, the prefix followed by "lock:" and the lock's key,
 // whose value is the owner and whose PX is its expiry. Every operation is one
 // Lua script, so it is atomic and takes one round trip; expiry is judged by
-// the server's clock.
+// the server's clock. The one exception is Tasks, an operator's listing: it
+// finds the task records with SCAN and reads them a batch at a time.
 //
 // On Redis Cluster a script may only touch keys of one hash slot. All keys of
 // a Backend share the prefix, so a prefix with a hash tag (the default
@@ -28,7 +29,10 @@ import (
 	"github.com/beatlock/beat/lock"
 )
 
-var _ lock.Store = (*Backend)(nil)
+var (
+	_ lock.Store     = (*Backend)(nil)
+	_ lock.Inspector = (*Backend)(nil)
+)
 
 // DefaultKeyPrefix keeps a deployment's keys in one hash slot.
 const DefaultKeyPrefix = "{beat}:"
@@ -304,8 +308,20 @@ func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunR
 	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}
-	return b.runBool(ctx, "release-lease", l.Key, releaseLeaseScript, b.leaseKeys(l),
-		l.Owner, l.Key, strconv.FormatUint(l.Token, 10))
+	rec, err := lock.CheckRun(l, run)
+	if err != nil {
+		return false, fmt.Errorf("redislock: release-lease %q: %w", l.Key, err)
+	}
+	args := []any{l.Owner, l.Key, strconv.FormatUint(l.Token, 10)}
+	if rec != nil {
+		tick := ""
+		if !rec.Tick.IsZero() {
+			tick = strconv.FormatInt(rec.Tick.UnixMilli(), 10)
+		}
+		args = append(args, rec.Result, tick, ms(rec.Duration), rec.Error)
+	}
+	return b.runBool(ctx, "release-lease", l.Key, releaseLeaseScript,
+		append(b.leaseKeys(l), b.stateKey(l.Task)), args...)
 }
 
 func (b *Backend) leaseKeys(l lock.Lease) []string {

@@ -19,8 +19,14 @@ import "github.com/redis/go-redis/v9"
 //	                 claimed tick, Unix ms), fence (its token), prev (the
 //	                 tick decided before it), session (the claiming process,
 //	                 for a retry of a lost answer; not the owner, so that no
-//	                 key names an instance once its locks are gone) and busy
-//	                 (the last tick skipped as busy)
+//	                 key names an instance once its locks are gone), key
+//	                 (the lock key it took, "task@tick" under Allow; records
+//	                 written without it mean the task name) and busy (the
+//	                 last tick skipped as busy). The last recorded run:
+//	                 run_tick (Unix ms, "" for none), run_token, run_owner,
+//	                 run_result, run_ms (its duration), run_end (the
+//	                 server's time it was recorded, Unix ms) and run_err.
+//	                 Forget leaves only fence, so that tokens keep rising.
 //	P epoch          string, the server's time (Unix ms) from which it holds
 //	                 every claim record; set when missing, so a server that
 //	                 restarted empty gets a new one at its first call
@@ -208,7 +214,7 @@ end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local fence = string.format('%.0f', math.max((tonumber(st[2]) or 0) + 1, now_us))
-redis.call('HSET', KEYS[1], 'tick', ARGV[3], 'fence', fence, 'prev', previous, 'session', ARGV[6])
+redis.call('HSET', KEYS[1], 'tick', ARGV[3], 'fence', fence, 'prev', previous, 'session', ARGV[6], 'key', ARGV[5])
 redis.call('HDEL', KEYS[1], 'busy') -- older than this tick: decided by it
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[4], fence, 'PX', ARGV[2])
@@ -233,10 +239,100 @@ index(KEYS[3], ARGV[2], ARGV[4])
 return 1
 `)
 
-// KEYS: lock, fence, owner index. ARGV: owner, key, token.
-var releaseLeaseScript = redis.NewScript(leaseCheck + `
-if not held() then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
+// KEYS: lock, fence, owner index, state. ARGV: owner, key, token, and to
+// record a run: result, tick ms ("" for none), duration ms, error.
+//
+// The run is recorded whether or not the lock was still the lease's, unless
+// the state holds a run with a higher token. The record is read before any
+// write, so that a failing read (a key of the wrong type) changes nothing.
+var releaseLeaseScript = redis.NewScript(prelude + leaseCheck + `
+local record = #ARGV > 3
+if record then
+  local cur = redis.call('HGET', KEYS[4], 'run_token')
+  -- Tokens are decimal strings without leading zeros: compared exactly,
+  -- beyond the 2^53 of Lua's numbers.
+  if cur and (#cur > #ARGV[3] or (#cur == #ARGV[3] and cur > ARGV[3])) then
+    record = false
+  end
+end
+local released = 0
+if held() then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  released = 1
+end
+if record then
+  redis.call('HSET', KEYS[4], 'run_token', ARGV[3], 'run_owner', ARGV[1], 'run_result', ARGV[4],
+    'run_tick', ARGV[5], 'run_ms', ARGV[6], 'run_end', string.format('%.0f', now_ms()), 'run_err', ARGV[7])
+end
+return released
+`)
+
+// lastLock finds the live lock of a task's last claim: the lock on the
+// claim's key that still carries the claim's token. The lock and fence
+// keys are built here from the state, so they are not in KEYS; the shared
+// hash tag keeps them in the state's slot (see releaseAllScript).
+const lastLock = `
+-- get reads a string key, naming it in the error if it holds another type.
+local function get(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' and v.err then error('key ' .. k .. ': ' .. v.err) end
+  return v
+end
+-- last_lock returns the owner and key of the live lock of the last claim
+-- recorded in the hash state of task, or nil. lockp, fencep: the prefixes
+-- of lock and fence keys.
+local function last_lock(state, task, lockp, fencep)
+  local st = redis.call('HMGET', state, 'tick', 'fence', 'key')
+  if not st[1] or not st[2] then return nil end
+  local key = st[3] or task
+  local owner = get(lockp .. key)
+  if owner and get(fencep .. key) == st[2] then return owner, key end
+  return nil
+end
+`
+
+// KEYS: the state hashes to read (one SCAN page), all in one slot.
+// ARGV: state, lock and fence key prefixes.
+// Returns {now ms, entry...}, an entry {key, "hash", {field, value...},
+// holder or "", lock ttl ms} for a hash, {key, "type", type} for a key of
+// another type; keys gone since the SCAN are left out.
+var tasksScript = redis.NewScript(prelude + lastLock + `
+local out = {now_ms()}
+for _, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k)
+  if type(t) == 'table' then t = t.ok end
+  if t == 'hash' then
+    local owner, key = last_lock(k, string.sub(k, #ARGV[1] + 1), ARGV[2], ARGV[3])
+    local left = 0
+    if owner then left = redis.call('PTTL', ARGV[2] .. key) end
+    table.insert(out, {k, 'hash', redis.call('HGETALL', k), owner or '', left})
+  elseif t ~= 'none' then
+    table.insert(out, {k, 'type', t})
+  end
+end
+return out
+`)
+
+// KEYS: state. ARGV: task, lock, fence and owner index key prefixes.
+// Frees the live lock of the task's last claim and drops it from its
+// owner's index; returns 1 if it did, else 0.
+var forceReleaseScript = redis.NewScript(lastLock + `
+local owner, key = last_lock(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if not owner then return 0 end
+redis.call('DEL', ARGV[2] .. key, ARGV[3] .. key)
+redis.call('ZREM', ARGV[4] .. owner, key)
 return 1
+`)
+
+// KEYS: state. ARGV: task, lock and fence key prefixes.
+// Deletes the task's records but its fence; returns {} when it did, or
+// {holder, lock ttl ms} while the lock of its last claim is live.
+var forgetScript = redis.NewScript(lastLock + `
+local owner, key = last_lock(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if owner then return {owner, redis.call('PTTL', ARGV[2] .. key)} end
+local fence = redis.call('HGET', KEYS[1], 'fence')
+redis.call('DEL', KEYS[1])
+if fence then redis.call('HSET', KEYS[1], 'fence', fence) end
+return {}
 `)
