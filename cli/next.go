@@ -9,13 +9,12 @@ import (
 // next prints each task's next fire times in its own zone and in UTC.
 func (e *env) next(args []string) int {
 	fs, path := e.flags("next")
-	count := fs.Int("count", 5, "how many fire times per task")
+	count := fs.Int("count", 5, "print `N` fire times per task, from 1 to 1000")
 	if ok, code := e.parse(fs, args); !ok {
 		return code
 	}
 	if *count < 1 || *count > 1000 {
-		fmt.Fprintf(e.stderr, "beat next: --count %d: use a number from 1 to 1000\n", *count)
-		return ExitUsage
+		return e.usageError(fs, "--count %d: use a number from 1 to 1000", *count)
 	}
 	cfg, ok := e.load(*path)
 	if !ok {
