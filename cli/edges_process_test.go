@@ -148,10 +148,11 @@ tasks:
 	}
 }
 
-// TestProcessSignalsDoNotEndBeat: SIGHUP (until reload exists), SIGUSR1 and
+// TestProcessSignalsDoNotEndBeat: SIGHUP reloads the schedule, SIGUSR1 and
 // SIGUSR2 are logged and ignored; beat keeps running its schedule, and a
-// later SIGTERM still shuts it down cleanly (issue 7, item 2).
+// later SIGTERM still shuts it down cleanly (issue 7, item 2; issue 8).
 func TestProcessSignalsDoNotEndBeat(t *testing.T) {
+	said := map[syscall.Signal]string{syscall.SIGHUP: "schedule reload: nothing changed", syscall.SIGUSR1: "signal ignored", syscall.SIGUSR2: "signal ignored"}
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
@@ -162,8 +163,8 @@ func TestProcessSignalsDoNotEndBeat(t *testing.T) {
 				t.Fatalf("no run; beat's output:\n%s", p.stderr)
 			}
 			p.signal(t, sig)
-			if !waitFor(5*time.Second, func() bool { return strings.Contains(p.stderr.String(), "signal ignored") }) {
-				t.Errorf("no \"signal ignored\" line after %v", sig)
+			if !waitFor(5*time.Second, func() bool { return strings.Contains(p.stderr.String(), said[sig]) }) {
+				t.Errorf("no %q line after %v", said[sig], sig)
 			}
 			before := len(startsPerTick(readRecords(t, runs)))
 			if !waitFor(10*time.Second, func() bool { return len(startsPerTick(readRecords(t, runs))) >= before+2 }) {

@@ -7,12 +7,20 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/beatlock/beat/admin"
 	"github.com/beatlock/beat/clock"
+	"github.com/beatlock/beat/config"
+	"github.com/beatlock/beat/health"
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/metrics"
+	"github.com/beatlock/beat/reload"
 	"github.com/beatlock/beat/scheduler"
+	"github.com/beatlock/beat/status"
 )
 
 func (e *env) run(ctx context.Context, args []string) int {
@@ -33,8 +41,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	log, err := newLogger(e, *format, *level)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "beat run: %v\n", err)
-		return ExitUsage
+		return e.usageError(fs, "%v", err)
 	}
 	cfg, ok := e.load(*path)
 	if !ok {
@@ -58,41 +65,69 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	defer closeStore()
 
-	ts := make([]scheduler.Task, len(cfg.Tasks))
-	for i, t := range cfg.Tasks {
-		fn, _ := e.registry.Lookup(t.Type) // the config checked it exists
-		ts[i] = scheduler.Task{
-			Name: t.Name, Schedule: t.Schedule, Func: fn, Type: t.Type, Args: t.Args,
-			Timeout: t.Timeout, Policy: t.ConcurrencyPolicy, StartingDeadline: t.StartingDeadline,
-			Suspend: t.Suspend, Jitter: t.Jitter,
-		}
-	}
-	s, err := scheduler.New(store, ts,
+	m := metrics.New(metrics.Info{Version: version(), InstanceID: id, Backend: cfg.Lock.Backend})
+	m.Tasks(taskNames(cfg))
+	clk := clock.Offset{Base: clock.Real{}, By: testClockOffset()}
+	measured := m.Store(store)
+	s, err := scheduler.New(measured, reload.Tasks(cfg, e.registry.Lookup),
 		scheduler.WithInstanceID(id),
 		scheduler.WithLogger(base), // the scheduler adds the instance
 		scheduler.WithLease(cfg.Lock.TTL, cfg.Lock.RenewInterval),
 		scheduler.WithMaxClockSkew(cfg.Lock.MaxClockSkew),
-		scheduler.WithClock(clock.Offset{Base: clock.Real{}, By: testClockOffset()}),
+		scheduler.WithClock(clk),
+		scheduler.WithObserver(m.Observe),
 	)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return ExitFailure
 	}
+	checker := health.New(measured, s, cfg.Lock.MaxClockSkew,
+		health.WithClock(clk), health.WithLogger(log), health.WithObserver(m.StoreChecked))
+	reloader := reload.New(cfg, e.loadForReload, e.registry.Lookup, s, reload.WithLogger(log),
+		reload.WithObserver(func(r reload.Result) {
+			m.Reloaded(r.Err == nil, len(r.RestartRequired) > 0, r.At)
+			checker.SetReload(health.Reload{At: r.At, Err: r.Err, RestartRequired: r.RestartRequired})
+		}))
 
-	log.Info("beat starting", "version", version(), "config", cfg.File, "lock_backend", cfg.Lock.Backend, "tasks", len(ts))
+	log.Info("beat starting", "version", version(), "config", cfg.File, "lock_backend", cfg.Lock.Backend, "tasks", len(cfg.Tasks))
+	if cfg.HTTP.Listen != "" {
+		opts := []admin.Option{admin.WithMetrics(m.Handler()), admin.WithLogger(log)}
+		if ins, ok := store.(lock.Inspector); ok {
+			opts = append(opts, admin.WithStatus(func(ctx context.Context) (any, error) {
+				return status.Build(ctx, reloader.Current(), ins)
+			}))
+		}
+		srv, err := admin.Listen(cfg.HTTP.Listen, checker, opts...)
+		if err != nil {
+			log.Error("cannot listen; set http.listen (or BEAT_HTTP_LISTEN) to a free address, or to \"\" for no listener", "err", err)
+			return ExitFailure
+		}
+		log.Info("listening", "addr", srv.Addr(), "endpoints", "/metrics /healthz /readyz /status")
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+	}
+
 	if err := s.Start(ctx); err != nil {
 		log.Error("cannot start", "err", err)
 		return ExitFailure
 	}
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go checker.Run(bg)
+	go reloader.Watch(bg)
 
 	done := make(chan struct{})
 	defer close(done)
-	shutdowns := e.shutdownSignals(sigs, done, log)
+	shutdowns := e.handleSignals(sigs, done, log, func() { reloader.Reload(bg, "SIGHUP") })
 	var sig os.Signal
 	select {
 	case sig = <-shutdowns:
 	case <-ctx.Done():
 	}
+	stopBackground()
 	log.Info("shutting down: no new ticks; waiting for running tasks", "signal", fmt.Sprint(sig), "shutdown_timeout", cfg.ShutdownTimeout)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -114,20 +149,36 @@ func (e *env) run(ctx context.Context, args []string) int {
 	return ExitOK
 }
 
+// loadForReload loads the schedule file again, as run loaded it; its
+// problems are the reloader's to log.
+func (e *env) loadForReload(path string) (*config.Config, error) {
+	return config.Load(path, config.WithTaskTypes(e.registry), config.WithLookupEnv(e.lookupEnv))
+}
+
+func taskNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Tasks))
+	for i, t := range cfg.Tasks {
+		names[i] = t.Name
+	}
+	return names
+}
+
 // action is what a signal asks of `beat run`.
 type action uint8
 
 const (
 	ignore          action = iota // logged, and otherwise ignored
 	ignoreQuietly                 // SIGPIPE: a closed stderr is no reason to stop
+	reloadSchedule                // SIGHUP
 	shutDown                      // the shutdown sequence
 	dumpAndShutDown               // SIGQUIT: the goroutines' stacks, then the shutdown sequence
 )
 
-// shutdownSignals delivers, until done is closed, each signal from sigs
-// that asks for shutdown, and handles the others itself: they are logged
-// and ignored (SIGHUP will reload the schedule once reload exists).
-func (e *env) shutdownSignals(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger) <-chan os.Signal {
+// handleSignals delivers, until done is closed, each signal from sigs that
+// asks for shutdown, and handles the others itself: SIGHUP calls reload (in
+// a goroutine of its own: a reload waits for the scheduler, and a shutdown
+// signal must not wait for it), the others are logged and ignored.
+func (e *env) handleSignals(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger, reload func()) <-chan os.Signal {
 	out := make(chan os.Signal, 2)
 	go func() {
 		for {
@@ -139,8 +190,10 @@ func (e *env) shutdownSignals(sigs <-chan os.Signal, done <-chan struct{}, log *
 			}
 			switch signalAction(sig) {
 			case ignore:
-				log.Warn("signal ignored: beat does not reload its schedule yet; it keeps running the one it loaded", "signal", sig.String())
+				log.Warn("signal ignored: beat reloads its schedule on SIGHUP and stops on SIGTERM or SIGINT", "signal", sig.String())
 			case ignoreQuietly:
+			case reloadSchedule:
+				go reload()
 			case dumpAndShutDown:
 				_ = pprof.Lookup("goroutine").WriteTo(e.stderr, 2)
 				out <- sig

@@ -23,6 +23,8 @@ func signalAction(sig os.Signal) action {
 		return dumpAndShutDown
 	case syscall.SIGPIPE:
 		return ignoreQuietly
+	case syscall.SIGHUP:
+		return reloadSchedule
 	}
 	return ignore
 }

@@ -10,22 +10,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/beatlock/beat/internal/beatbin"
+	"github.com/beatlock/beat/internal/redistest"
 )
 
 var (
@@ -162,116 +158,6 @@ func baseEnv() []string {
 	return env
 }
 
-// redisServer is a redis-server of one test, on a loopback port of its own,
-// without persistence: a restart loses every key.
-type redisServer struct {
-	t    *testing.T
-	port int
-	log  string
-	mu   sync.Mutex
-	proc *process
-}
-
-// startRedis starts a server on a free port below the kernel's ephemeral
-// range, so that no connection's local port can take it while the server is
-// down for a restart.
-func startRedis(t *testing.T, dir string) *redisServer {
-	t.Helper()
-	r := &redisServer{t: t, log: filepath.Join(dir, "redis.log")}
-	t.Cleanup(r.kill)
-	var err error
-	for range 10 {
-		r.port = 20000 + rand.IntN(12000)
-		if !portFree(r.port) {
-			continue
-		}
-		if err = r.start(); err == nil {
-			return r
-		}
-	}
-	t.Fatalf("cannot start redis-server: %v\n%s", err, tail(r.log, 20))
-	return nil
-}
-
-func portFree(port int) bool {
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-func (r *redisServer) start() error {
-	p, err := startProcess(r.log, baseEnv(), "redis-server",
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", filepath.Dir(r.log))
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.proc = p
-	r.mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if p.exited() {
-			return fmt.Errorf("redis-server on port %d exited: %v", r.port, p.err)
-		}
-		if err = ping(r.addr()); err == nil {
-			return nil
-		}
-	}
-	p.kill()
-	return fmt.Errorf("redis-server on port %d does not answer: %v", r.port, err)
-}
-
-// ping sends PING to a Redis server, by hand: a go-redis client would log
-// each refused connection while the server starts.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	buf := make([]byte, 7)
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", buf)
-	}
-	return nil
-}
-
-// kill stops the server at once (SIGKILL); it loses every key.
-func (r *redisServer) kill() {
-	r.mu.Lock()
-	p := r.proc
-	r.mu.Unlock()
-	if p != nil {
-		p.kill()
-	}
-}
-
-// restart starts the server again on the same port, empty.
-func (r *redisServer) restart() {
-	r.t.Helper()
-	if err := r.start(); err != nil {
-		r.t.Fatalf("restarting redis-server: %v\n%s", err, tail(r.log, 20))
-	}
-}
-
-func (r *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
-
-// client returns a new client of the server; the caller closes it.
-func (r *redisServer) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
-}
-
 // replica is one beat process.
 type replica struct {
 	*process
@@ -340,7 +226,7 @@ type cluster struct {
 	name    string
 	dir     string
 	cfg     clusterConfig
-	redis   *redisServer
+	redis   *redistest.Server
 	prefix  string
 	runFile string // where the tasks record their runs
 	config  string // the schedule file
@@ -389,7 +275,7 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		runFile: filepath.Join(dir, "runs.log"),
 		config:  filepath.Join(dir, "schedule.yaml"),
 	}
-	c.redis = startRedis(t, dir)
+	c.redis = redistest.StartServer(t, dir)
 	if err := os.WriteFile(c.config, []byte(c.scheduleYAML()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +291,7 @@ func (c *cluster) scheduleYAML() string {
 	if c.cfg.maxClockSkew > 0 {
 		fmt.Fprintf(&b, "  max_clock_skew: %s\n", c.cfg.maxClockSkew)
 	}
-	fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.url(), c.prefix)
+	fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.URL(), c.prefix)
 	for _, ts := range c.cfg.tasks {
 		fmt.Fprintf(&b, "  - name: %q\n    schedule: %q\n    task: exec\n    concurrency_policy: %s\n    timeout: 1m\n",
 			ts.Name, ts.Schedule, ts.Policy)

@@ -211,7 +211,7 @@ func names(ids map[string]bool, v string) bool {
 func (c *cluster) keysOf(ids map[string]bool) []string {
 	c.t.Helper()
 	ctx := context.Background()
-	rc := c.redis.client()
+	rc := c.redis.Client()
 	defer rc.Close()
 	var problems []string
 	iter := rc.Scan(ctx, 0, c.prefix+"*", 1000).Iterator()
@@ -265,7 +265,7 @@ func (c *cluster) keysOf(ids map[string]bool) []string {
 func (c *cluster) keys() []string {
 	c.t.Helper()
 	ctx := context.Background()
-	rc := c.redis.client()
+	rc := c.redis.Client()
 	defer rc.Close()
 	keys, err := rc.Keys(ctx, c.prefix+"*").Result()
 	if err != nil {
@@ -278,7 +278,7 @@ func (c *cluster) keys() []string {
 func (c *cluster) states() map[string]map[string]string {
 	c.t.Helper()
 	ctx := context.Background()
-	rc := c.redis.client()
+	rc := c.redis.Client()
 	defer rc.Close()
 	out := map[string]map[string]string{}
 	for _, k := range c.keys() {

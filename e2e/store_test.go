@@ -39,9 +39,9 @@ func TestStoreRestart(t *testing.T) {
 		sleepUntil(next)
 		var o outage
 		o.down = time.Now()
-		c.redis.kill()
+		c.redis.Kill()
 		time.Sleep(downFor)
-		c.redis.restart()
+		c.redis.Restart()
 		o.up = time.Now()
 		outages = append(outages, o)
 		next = o.up.Add(10*time.Second + 1357*time.Millisecond)
@@ -163,7 +163,7 @@ func TestPartition(t *testing.T) {
 	}
 	long := tasks[0].Name
 	c := newCluster(t, clusterConfig{ttl: ttl, renew: time.Second, tasks: tasks})
-	px := startProxy(t, c.redis.addr())
+	px := startProxy(t, c.redis.Addr())
 	// The replica behind the proxy starts alone, so that it runs the long
 	// task first; the others join once it does.
 	cutOff := c.start(withRedisURL(px.url()))

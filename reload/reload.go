@@ -152,13 +152,16 @@ func (r *Reloader) Reload(ctx context.Context, why string) Result {
 	log := r.log.With("file", r.path, "trigger", why)
 	switch {
 	case res.Err != nil:
+		const msg = "schedule reload rejected; the schedule loaded before keeps running"
 		var verr *config.ValidationError
-		if errors.As(res.Err, &verr) {
-			for _, p := range verr.Problems {
-				log.Error("schedule reload: problem", "problem", p.String())
-			}
+		if !errors.As(res.Err, &verr) {
+			log.Error(msg, "err", res.Err)
+			break
 		}
-		log.Error("schedule reload rejected; the schedule loaded before keeps running", "err", res.Err)
+		for _, p := range verr.Problems {
+			log.Error("schedule reload: problem", "problem", p.String())
+		}
+		log.Error(msg, "problems", len(verr.Problems))
 	case res.Unchanged:
 		log.Info("schedule reload: nothing changed")
 	default:

@@ -65,7 +65,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 	heap.Init(&q)
 	if len(catchUp) > 0 {
-		s.log.Info("catching up the most recent tick of tasks whose tick came due shortly before this start: their starting deadline has not passed, and the lock store tells whether another replica ran it",
+		s.log.Info("claiming the most recent tick of tasks whose tick came due shortly before this start, within its starting deadline: the lock store tells whether another replica ran it (or has no record from before this start)",
 			"count", len(catchUp), "tasks", names(catchUp, 10))
 	}
 	for {

@@ -171,7 +171,10 @@ func (t Task) record() string {
 	run, took, on := "-", "-", "-"
 	if r := t.LastRun; r != nil {
 		run = r.Result + " " + stamp(&r.Tick)
-		took = (time.Duration(r.DurationSeconds * float64(time.Second))).Round(time.Millisecond).String()
+		took = "<1ms" // stores keep milliseconds
+		if d := time.Duration(r.DurationSeconds * float64(time.Second)).Round(time.Millisecond); d > 0 {
+			took = d.String()
+		}
 		on = r.Instance
 	}
 	return strings.Join([]string{holder, left, stamp(t.LastClaimed), token, run, took, on}, "\t")

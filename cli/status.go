@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/beatlock/beat/config"
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/status"
+)
+
+// status prints the tasks' records in the lock store, and repairs them on
+// request: --release frees a stuck lock, --prune removes the records of
+// tasks no longer in the schedule.
+func (e *env) status(ctx context.Context, args []string) int {
+	fs, path := e.flags("status")
+	asJSON := fs.Bool("json", false, "print the status as JSON, for scripts")
+	release := fs.String("release", "", "free the lock of `TASK`, whoever holds it (asks first)")
+	prune := fs.Bool("prune", false, "remove the records of tasks that are no longer in the schedule (asks first)")
+	yes := fs.Bool("yes", false, "do not ask before --release or --prune")
+	if ok, code := e.parse(fs, args); !ok {
+		return code
+	}
+	if *release != "" && *prune {
+		return e.usageError(fs, "give --release or --prune, not both")
+	}
+	cfg, ok := e.load(*path)
+	if !ok {
+		return ExitFailure
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+
+	var rep status.Report
+	var ins lock.Inspector
+	switch cfg.Lock.Backend {
+	case "memory":
+		if *release != "" || *prune {
+			fmt.Fprintln(e.stderr, "beat status: the memory backend keeps its records inside the running beat process, which --release and --prune cannot reach; restarting that process clears them")
+			return ExitFailure
+		}
+		var err error
+		if rep, err = fetchStatus(ctx, cfg); err != nil {
+			fmt.Fprintf(e.stderr, "beat status: %v\n", err)
+			return ExitFailure
+		}
+	default:
+		store, closeStore, err := openStore(cfg)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "beat status: %v\n", err)
+			return ExitFailure
+		}
+		defer closeStore()
+		var ok bool
+		if ins, ok = store.(lock.Inspector); !ok {
+			fmt.Fprintf(e.stderr, "beat status: the %s backend cannot list its records\n", cfg.Lock.Backend)
+			return ExitFailure
+		}
+		if rep, err = status.Build(ctx, cfg, ins); err != nil {
+			fmt.Fprintf(e.stderr, "beat status: %v\n", err)
+			return ExitFailure
+		}
+	}
+
+	switch {
+	case *release != "":
+		return e.releaseTask(ctx, ins, rep, *release, *yes)
+	case *prune:
+		return e.pruneStale(ctx, ins, rep, *yes)
+	case *asJSON:
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return ExitFailure
+		}
+	default:
+		if err := rep.WriteText(e.stdout); err != nil {
+			return ExitFailure
+		}
+	}
+	return ExitOK
+}
+
+// fetchStatus asks a running beat on the memory backend for its status,
+// at its listener.
+func fetchStatus(ctx context.Context, cfg *config.Config) (status.Report, error) {
+	var rep status.Report
+	if cfg.HTTP.Listen == "" {
+		return rep, errors.New("the memory backend keeps its records inside the running beat process; set http.listen (or BEAT_HTTP_LISTEN) for it and for this command, and `beat status` asks it at /status")
+	}
+	host, port, _ := net.SplitHostPort(cfg.HTTP.Listen) // validated
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return rep, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rep, fmt.Errorf("no beat answers at %s (the memory backend's records live in the running process): %w", url, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return rep, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("%s: not a status report: %w", url, err)
+	}
+	return rep, nil
+}
+
+func (e *env) releaseTask(ctx context.Context, ins lock.Inspector, rep status.Report, task string, yes bool) int {
+	t, found := rep.Find(task)
+	if !found {
+		fmt.Fprintf(e.stderr, "beat status: no task %q in the schedule or in the lock store\n", task)
+		return ExitFailure
+	}
+	if t.Holder == "" {
+		fmt.Fprintf(e.stdout, "%s: its lock is free; nothing to release\n", task)
+		return ExitOK
+	}
+	question := fmt.Sprintf("Release the lock of %s held by %s (%.1fs left)? A run still going there learns it lost the lock at its next renewal, and another replica may start the task.", task, t.Owner, t.LockLeftSeconds)
+	if !e.confirm(question, yes) {
+		return ExitFailure
+	}
+	freed, err := ins.ForceRelease(ctx, task)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "beat status: release %s: %v\n", task, err)
+		return ExitFailure
+	}
+	if freed {
+		fmt.Fprintf(e.stdout, "%s: lock released\n", task)
+	} else {
+		fmt.Fprintf(e.stdout, "%s: its lock was already free\n", task)
+	}
+	return ExitOK
+}
+
+func (e *env) pruneStale(ctx context.Context, ins lock.Inspector, rep status.Report, yes bool) int {
+	if len(rep.Stale) == 0 {
+		fmt.Fprintln(e.stdout, "no stale records: every task in the lock store is in the schedule")
+		return ExitOK
+	}
+	names := make([]string, len(rep.Stale))
+	for i, t := range rep.Stale {
+		names[i] = t.Name
+	}
+	question := fmt.Sprintf("Remove the records of %s, which the schedule no longer has? Do it once no replica runs an older schedule that still has them.", strings.Join(names, ", "))
+	if !e.confirm(question, yes) {
+		return ExitFailure
+	}
+	code := ExitOK
+	for _, name := range names {
+		switch err := ins.Forget(ctx, name); {
+		case errors.Is(err, lock.ErrHeld):
+			fmt.Fprintf(e.stderr, "%s: kept: its lock is held (a replica still runs it); try again once it is free, or --release it\n", name)
+			code = ExitFailure
+		case err != nil:
+			fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
+			code = ExitFailure
+		default:
+			fmt.Fprintf(e.stdout, "%s: removed\n", name)
+		}
+	}
+	return code
+}
+
+// confirm asks question on stderr and reads the answer from stdin; yes
+// answers for the user.
+func (e *env) confirm(question string, yes bool) bool {
+	if yes {
+		return true
+	}
+	fmt.Fprintf(e.stderr, "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return true
+	}
+	fmt.Fprintln(e.stderr, "not done (answer y to go ahead, or pass --yes)")
+	return false
+}
