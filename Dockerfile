@@ -14,6 +14,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/beat /beat
 COPY deploy/schedule.yaml /etc/beat/schedule.yaml
 ENV BEAT_CONFIG=/etc/beat/schedule.yaml
-USER nonroot:nonroot
+# /metrics, /healthz, /readyz, /status (http.listen in deploy/schedule.yaml).
+EXPOSE 8080
+# distroless's nonroot user, by number: Kubernetes can check runAsNonRoot
+# only against a numeric user.
+USER 65532:65532
 ENTRYPOINT ["/beat"]
 CMD ["run", "--log-format", "json"]
