@@ -164,6 +164,8 @@ func (m *Metrics) Tasks(names []string) {
 		}
 		m.renewals.WithLabelValues(n)
 		m.running.WithLabelValues(n)
+		m.runDuration.WithLabelValues(n)
+		m.startDelay.WithLabelValues(n)
 	}
 }
 

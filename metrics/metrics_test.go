@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,8 @@ beat_runs_in_progress{task="b"} 0
 			t.Errorf("beat_ticks_total{task=%s,outcome=%s} = %v; want %v", k[0], k[1], got, want)
 		}
 	}
-	if got := testutil.CollectAndCount(m.Registry(), "beat_run_duration_seconds"); got != 1 {
-		t.Errorf("%d run duration series; want 1", got)
+	if got := testutil.CollectAndCount(m.Registry(), "beat_run_duration_seconds"); got != 2 {
+		t.Errorf("%d run duration series; want 2, one per task", got)
 	}
 	if got := gather(t, m, "beat_info", "version", "v1", "instance_id", "pod-1", "backend", "memory"); got != 1 {
 		t.Errorf("beat_info = %v; want 1", got)
@@ -184,4 +185,34 @@ func gather(t *testing.T, m *metrics.Metrics, name string, labels ...string) flo
 	}
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
+}
+
+// The README's Observing section lists every metric beat registers.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(metrics.Info{})
+	m.Tasks([]string{"t"})
+	m.Store(memlock.New())
+	m.Observe(scheduler.Event{Kind: scheduler.Claimed, Task: "t", Token: 1}) // the fencing token's gauge
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range fams {
+		name := f.GetName()
+		if !strings.HasPrefix(name, "beat_") {
+			continue
+		}
+		n++
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("README.md does not list %s in its metrics table", name)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d beat_ metrics gathered", n)
+	}
 }
