@@ -314,7 +314,7 @@ func (e *env) load(path string) (*config.Config, bool) {
 			from = " (from BEAT_CONFIG)"
 		}
 	}
-	cfg, err := config.Load(path, config.WithTaskTypes(e.registry), config.WithLookupEnv(e.lookupEnv))
+	cfg, err := e.loadConfig(path)
 	if err == nil {
 		return cfg, true
 	}
@@ -335,6 +335,12 @@ func (e *env) load(path string) (*config.Config, bool) {
 		fmt.Fprintf(e.stderr, "%s: %v\n", e.name(), err)
 	}
 	return nil, false
+}
+
+// loadConfig loads the schedule at path with the registered task types
+// and the environment's overrides; `run` reloads it the same way.
+func (e *env) loadConfig(path string) (*config.Config, error) {
+	return config.Load(path, config.WithTaskTypes(e.registry), config.WithLookupEnv(e.lookupEnv))
 }
 
 // readError says why a file could not be read, in the same words on every

@@ -83,8 +83,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	checker := health.New(measured, s, cfg.Lock.MaxClockSkew,
 		health.WithClock(clk), health.WithLogger(log), health.WithObserver(m.StoreChecked))
-	reloader := reload.New(cfg, e.loadForReload, e.registry.Lookup, s, reload.WithLogger(log),
+	reloader := reload.New(cfg, e.loadConfig, e.registry.Lookup, s, reload.WithLogger(log),
 		reload.WithObserver(func(r reload.Result) {
+			m.Tasks(r.Added)
 			m.Reloaded(r.Err == nil, len(r.RestartRequired) > 0, r.At)
 			checker.SetReload(health.Reload{At: r.At, Err: r.Err, RestartRequired: r.RestartRequired})
 		}))
@@ -147,12 +148,6 @@ func (e *env) run(ctx context.Context, args []string) int {
 		log.Error("shutdown incomplete", "err", err)
 	}
 	return ExitOK
-}
-
-// loadForReload loads the schedule file again, as run loaded it; its
-// problems are the reloader's to log.
-func (e *env) loadForReload(path string) (*config.Config, error) {
-	return config.Load(path, config.WithTaskTypes(e.registry), config.WithLookupEnv(e.lookupEnv))
 }
 
 func taskNames(cfg *config.Config) []string {

@@ -218,11 +218,11 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 		unixMilli(req.NotAfter), unixMilli(req.KnownEpoch),
 	).Slice()
 	if err != nil {
-		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: %w", req.Task, req.Tick.UTC(), err)
+		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %s: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), err)
 	}
 	res, err := parseClaim(reply)
 	if err != nil {
-		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %v: unexpected reply %v from the store: %w", req.Task, req.Tick.UTC(), reply, err)
+		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %s: unexpected reply %v from the store: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), reply, err)
 	}
 	if res.Outcome == lock.Claimed {
 		res.Lease.Task, res.Lease.Key, res.Lease.Owner = req.Task, key, req.Owner
