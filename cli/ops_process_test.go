@@ -264,3 +264,30 @@ tasks:
 }
 
 var regexpHeld = regexp.MustCompile(`(?m)^slow\s+@every 1s\s+\S+\s+metrics-test\s`)
+
+// TestRunRefusedCredentials: a store that refuses beat's password is a
+// configuration error: `beat run` exits 1 at once, naming the setting, and
+// never prints the password.
+func TestRunRefusedCredentials(t *testing.T) {
+	t.Parallel()
+	redistest.Client(t)
+	srv := redistest.StartServer(t, t.TempDir(), "--requirepass", "right-pw")
+	path := writeConfig(t, fmt.Sprintf(`
+lock:
+  backend: redis
+  redis: {url: "redis://:wrong-pw@%s/0"}
+tasks:
+  - {name: t, schedule: "@every 1s", task: log, args: {message: hi}}
+`, srv.Addr()))
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := cli.Main(ctx, []string{"run", "--config", path}, cli.WithOutput(&out, &errOut),
+		cli.WithLookupEnv(func(string) (string, bool) { return "", false }), cli.WithSignals(make(chan os.Signal)))
+	if code != cli.ExitFailure || !strings.Contains(errOut.String(), "check lock.redis.username and lock.redis.password") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 naming lock.redis.password", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "wrong-pw") {
+		t.Error("the password was printed")
+	}
+}

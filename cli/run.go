@@ -16,7 +16,6 @@ import (
 	"github.com/beatlock/beat/clock"
 	"github.com/beatlock/beat/config"
 	"github.com/beatlock/beat/health"
-	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/metrics"
 	"github.com/beatlock/beat/reload"
 	"github.com/beatlock/beat/scheduler"
@@ -58,12 +57,12 @@ func (e *env) run(ctx context.Context, args []string) int {
 		// Process-wide, like the flag and signal handling of Main.
 		redis.SetLogger(redisLogger{log})
 	}
-	store, closeStore, err := openStore(cfg)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot use the lock store", "err", err)
 		return ExitFailure
 	}
-	defer closeStore()
+	defer store.Close()
 
 	m := metrics.New(metrics.Info{Version: version(), InstanceID: id, Backend: cfg.Lock.Backend})
 	m.Tasks(taskNames(cfg))
@@ -93,9 +92,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	log.Info("beat starting", "version", version(), "config", cfg.File, "lock_backend", cfg.Lock.Backend, "tasks", len(cfg.Tasks))
 	if cfg.HTTP.Listen != "" {
 		opts := []admin.Option{admin.WithMetrics(m.Handler()), admin.WithLogger(log)}
-		if ins, ok := store.(lock.Inspector); ok {
+		if store.Inspector != nil {
 			opts = append(opts, admin.WithStatus(func(ctx context.Context) (any, error) {
-				return status.Build(ctx, reloader.Current(), ins)
+				return status.Build(ctx, reloader.Current(), store.Inspector)
 			}))
 		}
 		srv, err := admin.Listen(cfg.HTTP.Listen, checker, opts...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/beatlock/beat/cli"
+	"github.com/beatlock/beat/internal/redistest"
 )
 
 // secret is the password in the Redis URLs of TestSecretsNeverPrinted.
@@ -38,8 +39,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		{"bad port", "redis://user:" + secret + "@127.0.0.1:notaport/0", invalid},
 		{"port out of range", "redis://user:" + secret + "@127.0.0.1:99999/0", starts},
 		{"bad escape", "redis://user:" + secret + "%zz@127.0.0.1:1/0", invalid},
-		{"bad database", "redis://user:" + secret + "@127.0.0.1:1/db", refused},
-		{"unknown option", "redis://user:" + secret + "@127.0.0.1:1/0?bogus=1", refused},
+		{"bad database", "redis://user:" + secret + "@127.0.0.1:1/db", invalid},
+		{"unknown option", "redis://user:" + secret + "@127.0.0.1:1/0?bogus=1", invalid},
+		{"wrong password", "redis://user:" + secret + "@127.0.0.1:1/0", starts},
 	} {
 		for _, via := range []string{"file", "BEAT_REDIS_URL"} {
 			t.Run(u.name+"/"+via, func(t *testing.T) {
@@ -58,6 +60,12 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			})
 		}
 	}
+	t.Run("refused by the server", func(t *testing.T) {
+		redistest.Client(t) // skips (or fails, if required) without Redis
+		srv := redistest.StartServer(t, t.TempDir(), "--requirepass", "another")
+		path := writeConfig(t, fmt.Sprintf(secretsSchedule, fmt.Sprintf("\n  redis:\n    url: %q", "redis://:"+secret+"@"+srv.Addr()+"/0")))
+		checkSecretsRun(t, refused, path, nil)
+	})
 	// BEAT_REDIS_PASSWORD, when beat reads it, must not be printed either.
 	t.Run("BEAT_REDIS_PASSWORD", func(t *testing.T) {
 		path := writeConfig(t, fmt.Sprintf(secretsSchedule, "\n  redis:\n    url: \"redis://127.0.0.1:1/0\""))
@@ -85,7 +93,7 @@ tasks:
 // How far beat gets with a Redis URL.
 const (
 	starts  = "starts"  // run starts, and retries the store until its context ends
-	refused = "refused" // validate and next accept it; run cannot open the store
+	refused = "refused" // validate and next accept it; run exits: the store refuses the password
 	invalid = "invalid" // validate reports lock.redis.url
 )
 

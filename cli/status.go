@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -53,14 +54,13 @@ func (e *env) status(ctx context.Context, args []string) int {
 			return ExitFailure
 		}
 	default:
-		store, closeStore, err := openStore(cfg)
+		store, err := openStore(ctx, cfg, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			fmt.Fprintf(e.stderr, "beat status: %v\n", err)
 			return ExitFailure
 		}
-		defer closeStore()
-		var ok bool
-		if ins, ok = store.(lock.Inspector); !ok {
+		defer store.Close()
+		if ins = store.Inspector; ins == nil {
 			fmt.Fprintf(e.stderr, "beat status: the %s backend cannot list its records\n", cfg.Lock.Backend)
 			return ExitFailure
 		}

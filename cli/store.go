@@ -1,38 +1,29 @@
 package cli
 
 import (
-	"fmt"
-
-	"github.com/redis/go-redis/v9"
+	"context"
+	"errors"
+	"log/slog"
 
 	"github.com/beatlock/beat/config"
-	"github.com/beatlock/beat/lock"
-	"github.com/beatlock/beat/lock/memlock"
-	"github.com/beatlock/beat/lock/redislock"
+	"github.com/beatlock/beat/lockstore"
 )
 
-// openStore connects the configured lock store. A Redis server that does
-// not answer yet is not an error: the scheduler retries each claim.
-func openStore(cfg *config.Config) (lock.Store, func(), error) {
-	switch cfg.Lock.Backend {
-	case "memory":
-		return memlock.New(), func() {}, nil
-	case "redis":
-		opts, err := redis.ParseURL(cfg.Lock.Redis.URL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("lock.redis.url: %w", err)
-		}
-		// The scheduler bounds every call with a context (a renewal must
-		// give up before the lease's validity runs out); go-redis ignores
-		// context deadlines unless told otherwise.
-		opts.ContextTimeoutEnabled = true
-		client := redis.NewClient(opts)
-		b := redislock.New(client, redislock.WithKeyPrefix(cfg.Lock.Redis.KeyPrefix))
-		if err := b.Err(); err != nil {
-			client.Close()
-			return nil, nil, err
-		}
-		return b, func() { client.Close() }, nil
+// openStore opens the configured lock store and checks it once: a store
+// that refuses beat's credentials or TLS is an error (lockstore.ErrConfig);
+// one that does not answer yet is not, since every claim retries, and is
+// logged.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*lockstore.Store, error) {
+	s, err := lockstore.Open(cfg.Lock)
+	if err != nil {
+		return nil, err
 	}
-	return nil, nil, fmt.Errorf("unknown lock backend %q", cfg.Lock.Backend)
+	switch err := lockstore.Check(ctx, s, cfg.Lock, log); {
+	case errors.Is(err, lockstore.ErrConfig):
+		s.Close()
+		return nil, err
+	case err != nil:
+		log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim before their starting deadline are skipped", "err", err)
+	}
+	return s, nil
 }

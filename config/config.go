@@ -5,10 +5,11 @@
 // values are all errors, and [Parse] reports every problem in the file at
 // once, each with its line, as a [*ValidationError].
 //
-// Four environment variables override the file, for settings that differ
-// between deployments of the same schedule: BEAT_INSTANCE_ID (instance_id),
-// BEAT_HTTP_LISTEN (http.listen), BEAT_LOCK_BACKEND (lock.backend) and
-// BEAT_REDIS_URL (lock.redis.url).
+// Environment variables override the file, for settings that differ
+// between deployments of the same schedule, or are secret: BEAT_INSTANCE_ID
+// (instance_id), BEAT_HTTP_LISTEN (http.listen), BEAT_LOCK_BACKEND
+// (lock.backend), BEAT_REDIS_URL (lock.redis.url), BEAT_REDIS_PASSWORD
+// (lock.redis.password) and BEAT_POSTGRES_URL (lock.postgres.url).
 // BEAT_CONFIG names the file (see [DefaultPath]). A variable set to the empty
 // string counts as unset.
 package config
@@ -46,17 +47,50 @@ type HTTP struct {
 
 // Lock configures the lock store.
 type Lock struct {
-	Backend       string // "memory" or "redis"
+	Backend       string // "memory", "redis" or "postgres"
 	TTL           time.Duration
 	RenewInterval time.Duration
 	// MaxClockSkew is how far ahead of the store's clock a tick may be and
 	// still be waited for; a claim further ahead is refused as a wrong clock.
 	MaxClockSkew time.Duration
 	Redis        Redis
+	Postgres     Postgres
 }
 
-// Redis configures the redis lock backend.
-type Redis struct{ URL, KeyPrefix string }
+// Redis configures the redis lock backend: one server (URL), or the
+// servers of a Cluster or of a Sentinel deployment (Addrs and Mode).
+type Redis struct {
+	URL   string   // one server; "" when Addrs is set
+	Addrs []string // host:port of the Cluster nodes or of the Sentinels
+	// Mode is ModeSingle (URL, or one address), ModeCluster or
+	// ModeSentinel.
+	Mode           string
+	SentinelMaster string // the master's name, for ModeSentinel
+	// Username and Password authenticate (ACL); they may also be in URL,
+	// but not in both places. BEAT_REDIS_PASSWORD overrides Password.
+	Username, Password string
+	KeyPrefix          string
+	TLS                TLS
+	// MinReplicas is how many replicas must acknowledge a claim (WAIT)
+	// before its run starts; 0 waits for none.
+	MinReplicas int
+}
+
+// TLS configures TLS to Redis. Files are PEM; they were read and parsed
+// when the file was loaded.
+type TLS struct {
+	Enabled            bool // a tls mapping was given (rediss:// enables TLS too)
+	CAFile             string
+	CertFile, KeyFile  string // a client certificate, for servers that ask for one
+	ServerName         string // the name the server's certificate must hold; default the host
+	InsecureSkipVerify bool
+}
+
+// Postgres configures the postgres lock backend.
+type Postgres struct {
+	URL   string // BEAT_POSTGRES_URL overrides it
+	Table string // the base name of beat's tables (DefaultTable)
+}
 
 // Task is one scheduled task.
 type Task struct {

@@ -97,8 +97,9 @@ func TestLoadGood(t *testing.T) {
 		t.Errorf("top level: got %q %q %v %v", cfg.File, cfg.InstanceID, cfg.Timezone, cfg.ShutdownTimeout)
 	}
 	wantLock := Lock{Backend: "redis", TTL: 45 * time.Second, RenewInterval: 5 * time.Second, MaxClockSkew: 3 * time.Second,
-		Redis: Redis{URL: "rediss://cache.internal:6380/2", KeyPrefix: "{prod}:"}}
-	if cfg.Lock != wantLock {
+		Redis:    Redis{URL: "rediss://cache.internal:6380/2", Mode: ModeSingle, KeyPrefix: "{prod}:"},
+		Postgres: Postgres{Table: DefaultTable}}
+	if !reflect.DeepEqual(cfg.Lock, wantLock) {
 		t.Errorf("lock: got %+v, want %+v", cfg.Lock, wantLock)
 	}
 	want := []taskView{{
@@ -141,7 +142,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{File: "t.yaml", Timezone: time.UTC, ShutdownTimeout: 25 * time.Second, Lock: Lock{
 		Backend: "memory", TTL: 30 * time.Second, RenewInterval: 10 * time.Second, MaxClockSkew: 2 * time.Second,
-		Redis: Redis{URL: "redis://127.0.0.1:6379/0", KeyPrefix: "{beat}:"},
+		Redis: Redis{URL: "redis://127.0.0.1:6379/0", Mode: ModeSingle, KeyPrefix: "{beat}:"}, Postgres: Postgres{Table: DefaultTable},
 	}}
 	got := *cfg
 	got.Tasks = nil
@@ -193,7 +194,7 @@ func TestParse(t *testing.T) {
 		// Decoding stops there: the next task is not reported as empty.
 		{"merge of a list holding itself", "tasks:\n  - &t {<<: [*t, *t], name: t, schedule: '@hourly', task: log}\n  - {name: u, schedule: '@daily', task: log}\n",
 			`t.yaml:2: task "t": merge keys (<<) nested more than 64 levels deep (does a mapping merge itself?)`},
-		{"lock not a mapping", "lock: redis\n" + task, `t.yaml:1: lock: expected a mapping of backend, ttl, renew_interval, max_clock_skew, redis, got "redis"`},
+		{"lock not a mapping", "lock: redis\n" + task, `t.yaml:1: lock: expected a mapping of backend, ttl, renew_interval, max_clock_skew, redis, postgres, got "redis"`},
 		{"null lock", "lock:\n" + task, ""},
 		{"string from a number", "instance_id: 42\n" + task, ""},
 		{"string from a list", "instance_id: [42]\n" + task, `t.yaml:1: instance_id: expected a string, got a list`},
@@ -221,12 +222,38 @@ func TestParse(t *testing.T) {
 		{"renew against the default ttl", "lock: {renew_interval: 31s}\n" + task,
 			"t.yaml:1: lock.renew_interval (31s) must be below 9/10 of lock.ttl (30s), so below 27s: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3"},
 		{"renew not checked against a bad ttl", "lock: {ttl: 0s, renew_interval: 1m}\n" + task, "t.yaml:1: lock.ttl must be at least 1s, got 0s" + ttlWhy},
-		{"unknown backend", "lock: {backend: etcd}\n" + task, `t.yaml:1: unknown lock backend "etcd": use memory or redis`},
-		{"backend is case-sensitive", "lock: {backend: Redis}\n" + task, `t.yaml:1: unknown lock backend "Redis": use memory or redis`},
+		{"unknown backend", "lock: {backend: etcd}\n" + task, `t.yaml:1: unknown lock backend "etcd": use memory, redis or postgres`},
+		{"backend is case-sensitive", "lock: {backend: Redis}\n" + task, `t.yaml:1: unknown lock backend "Redis": use memory, redis or postgres`},
 		{"redis url schemes", "lock: {redis: {url: 'unix:///run/redis.sock'}}\n" + task, ""},
 		{"redis url without scheme", "lock:\n  redis:\n    url: 127.0.0.1:6379\n" + task, `t.yaml:3: lock.redis.url is not a URL; write it like "redis://127.0.0.1:6379/0"`},
 		{"redis url with a host only", "lock: {redis: {url: localhost}}\n" + task, `t.yaml:1: lock.redis.url has no scheme; write it like "redis://127.0.0.1:6379/0"`},
 		{"redis url hides the password", "lock: {redis: {url: 'http://u:pw@h'}}\n" + task, `t.yaml:1: lock.redis.url has unsupported scheme "http": use redis://, rediss:// or unix://`},
+		{"cluster", "lock:\n  redis:\n    addrs: ['a:7000', 'b:7000']\n    mode: cluster\n" + task, ""},
+		{"sentinel", "lock:\n  redis: {addrs: ['s1:26379', 's2:26379'], mode: sentinel, sentinel_master: mymaster}\n" + task, ""},
+		{"one address is one server", "lock: {redis: {addrs: ['r:6379']}}\n" + task, ""},
+		{"addrs without mode", "lock:\n  redis:\n    addrs: ['a:7000', 'b:7000']\n" + task, "t.yaml:2: lock.redis.addrs lists 2 servers: set lock.redis.mode to cluster or sentinel"},
+		{"url and addrs", "lock:\n  redis:\n    url: redis://a:6379\n    addrs: ['a:7000']\n" + task, "t.yaml:3: lock.redis.url and lock.redis.addrs are both set (addrs at line 4): give url for one server, or addrs with mode for a Cluster or Sentinel"},
+		{"cluster mode with url", "lock:\n  redis:\n    url: redis://a:6379\n    mode: cluster\n" + task, `t.yaml:4: lock.redis.mode "cluster" needs lock.redis.addrs, the addresses of the cluster nodes, instead of lock.redis.url`},
+		{"unknown mode", "lock:\n  redis:\n    addrs: ['a:1', 'b:1']\n    mode: ring\n" + task, `t.yaml:4: unknown lock.redis.mode "ring": use single, cluster or sentinel`},
+		{"bad address", "lock:\n  redis:\n    addrs: ['a:1', 'b']\n    mode: cluster\n" + task, `t.yaml:3: lock.redis.addrs[1] "b" is not host:port, like "redis-0.redis:6379"`},
+		{"cluster prefix without hash tag", "lock:\n  redis:\n    addrs: ['a:1', 'b:1']\n    mode: cluster\n    key_prefix: 'beat:'\n" + task,
+			`t.yaml:5: lock.redis.key_prefix "beat:" has no {hash tag}: on a Redis Cluster every key of a deployment must be in one slot, like the default "{beat}:"`},
+		{"sentinel without master", "lock:\n  redis:\n    addrs: ['a:1', 'b:1']\n    mode: sentinel\n" + task,
+			"t.yaml:4: lock.redis.mode sentinel needs lock.redis.sentinel_master, the name the Sentinels know the master by (e.g. mymaster)"},
+		{"master without sentinel", "lock:\n  redis:\n    sentinel_master: m\n" + task, `t.yaml:3: lock.redis.sentinel_master is set, but lock.redis.mode is "single": set mode: sentinel, or remove it`},
+		{"two passwords", "lock:\n  redis:\n    url: redis://:a@r:6379\n    password: b\n" + task, "t.yaml:4: lock.redis.password is set, and lock.redis.url holds a password too: keep one"},
+		{"tls without rediss", "lock:\n  redis:\n    url: redis://r:6379\n    tls: {server_name: r}\n" + task, "t.yaml:3: lock.redis.tls is set but lock.redis.url is redis://: write rediss:// to connect with TLS"},
+		{"tls cert without key", "lock:\n  redis:\n    url: rediss://r:6379\n    tls:\n      cert_file: c.pem\n" + task, "t.yaml:4: lock.redis.tls: give cert_file and key_file together (a client certificate and its key), or neither"},
+		{"tls ca missing", "lock:\n  redis:\n    url: rediss://r:6379\n    tls:\n      ca_file: /nonexistent/ca.pem\n" + task, "t.yaml:5: lock.redis.tls.ca_file: /nonexistent/ca.pem: no such file or directory"},
+		{"tls ca not PEM", "lock:\n  redis:\n    url: rediss://r:6379\n    tls:\n      ca_file: testdata/good.yaml\n" + task, `t.yaml:5: lock.redis.tls.ca_file "testdata/good.yaml" holds no PEM certificate`},
+		{"min_replicas negative", "lock: {redis: {min_replicas: -1}}\n" + task, "t.yaml:1: lock.redis.min_replicas must be from 0 to 16, got -1: it is how many replicas must hold a claim before its run starts"},
+		{"min_replicas words", "lock: {redis: {min_replicas: two}}\n" + task, `t.yaml:1: lock.redis.min_replicas: expected a whole number, got "two"`},
+		{"redis url bad database", "lock: {redis: {url: 'redis://r:6379/x'}}\n" + task, `t.yaml:1: lock.redis.url is invalid: invalid database number: "x"`},
+		{"postgres", "lock: {backend: postgres, postgres: {url: 'postgres://beat@db/beat', table: beat_x}}\n" + task, ""},
+		{"postgres without url", "lock:\n  backend: postgres\n" + task, `t.yaml:2: lock.backend postgres needs lock.postgres.url (or BEAT_POSTGRES_URL), like "postgres://beat@db:5432/beat"`},
+		{"postgres bad scheme", "lock: {backend: postgres, postgres: {url: 'mysql://db'}}\n" + task, `t.yaml:1: lock.postgres.url has unsupported scheme "mysql": use postgres://`},
+		{"postgres table injection", "lock: {backend: postgres, postgres: {url: 'postgres://db', table: 'x; drop table y'}}\n" + task,
+			`t.yaml:1: lock.postgres.table "x; drop table y": use lower-case letters, digits and _, starting with a letter or _, at most 41 characters`},
 		{"http listen", "http: {listen: ':8080'}\n" + task, ""},
 		{"http listen with host", "http: {listen: '127.0.0.1:0'}\n" + task, ""},
 		{"http listen off", "http: {listen: ''}\n" + task, ""},
@@ -331,7 +358,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"none", noEnv, "from-file", "memory", "redis://file:6379/0", ""},
 		{"all", env("BEAT_INSTANCE_ID", "pod-7", "BEAT_LOCK_BACKEND", "redis", "BEAT_REDIS_URL", "rediss://env:6380/1"), "pod-7", "redis", "rediss://env:6380/1", ""},
 		{"empty values count as unset", env("BEAT_INSTANCE_ID", "", "BEAT_LOCK_BACKEND", "", "BEAT_REDIS_URL", ""), "from-file", "memory", "redis://file:6379/0", ""},
-		{"bad backend names the variable", env("BEAT_LOCK_BACKEND", "etcd"), "", "", "", `env BEAT_LOCK_BACKEND: unknown lock backend "etcd": use memory or redis`},
+		{"bad backend names the variable", env("BEAT_LOCK_BACKEND", "etcd"), "", "", "", `env BEAT_LOCK_BACKEND: unknown lock backend "etcd": use memory, redis or postgres`},
 		{"bad url names the variable", env("BEAT_REDIS_URL", "tcp://x:1"), "", "", "", `env BEAT_REDIS_URL: lock.redis.url has unsupported scheme "tcp": use redis://, rediss:// or unix://`},
 	}
 	for _, tt := range tests {
@@ -373,9 +400,24 @@ func TestHTTPListenFromEnv(t *testing.T) {
 	}
 }
 
+func TestSecretsFromEnv(t *testing.T) {
+	const file = "lock:\n  backend: postgres\n  redis: {url: 'redis://r:6379'}\n  postgres: {url: 'postgres://file/db'}\ntasks:\n  - {name: t, schedule: '@hourly', task: log}\n"
+	cfg, err := Parse("t.yaml", []byte(file), env("BEAT_REDIS_PASSWORD", "pw", "BEAT_POSTGRES_URL", "postgres://env/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Lock.Redis.Password != "pw" || cfg.Lock.Postgres.URL != "postgres://env/db" {
+		t.Errorf("password %q, postgres url %q; want them from the environment", cfg.Lock.Redis.Password, cfg.Lock.Postgres.URL)
+	}
+	_, err = Parse("t.yaml", []byte(file), env("BEAT_REDIS_URL", "redis://:a@r:6379", "BEAT_REDIS_PASSWORD", "b"))
+	if want := "env BEAT_REDIS_PASSWORD: lock.redis.password is set, and lock.redis.url holds a password too: keep one"; errText(err) != want {
+		t.Errorf("got %v; want %s", err, want)
+	}
+}
+
 func TestEnvProblemsSortWithTheFile(t *testing.T) {
 	_, err := Parse("t.yaml", []byte("tasks:\n  - {name: t, schedule: '@hourly', task: log, jitter: -1s}\n"), env("BEAT_LOCK_BACKEND", "etcd"))
-	want := "env BEAT_LOCK_BACKEND: unknown lock backend \"etcd\": use memory or redis\n" +
+	want := "env BEAT_LOCK_BACKEND: unknown lock backend \"etcd\": use memory, redis or postgres\n" +
 		"t.yaml:2: task \"t\": jitter must not be negative, got -1s"
 	if got := errText(err); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,11 +23,9 @@ import (
 )
 
 var (
-	topFields   = []string{"instance_id", "timezone", "shutdown_timeout", "http", "lock", "tasks"}
-	httpFields  = []string{"listen"}
-	lockFields  = []string{"backend", "ttl", "renew_interval", "max_clock_skew", "redis"}
-	redisFields = []string{"url", "key_prefix"}
-	taskFields  = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
+	topFields  = []string{"instance_id", "timezone", "shutdown_timeout", "http", "lock", "tasks"}
+	httpFields = []string{"listen"}
+	taskFields = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
 )
 
 const scheduleExamples = `examples: "*/5 * * * *", "0 */5 * * * *", "@every 30s"`
@@ -146,70 +143,6 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 	return doc.Content[0], true
 }
 
-func (d *decoder) lock(e entry) Lock {
-	l := Lock{
-		Backend:      DefaultBackend,
-		TTL:          DefaultTTL,
-		MaxClockSkew: DefaultMaxClockSkew,
-		Redis:        Redis{URL: DefaultRedisURL, KeyPrefix: DefaultKeyPrefix},
-	}
-	f := d.fields(e, "lock", lockFields)
-	r := d.fields(f["redis"], "lock.redis", redisFields)
-
-	backendAt, urlAt := origin{line: f["backend"].line()}, origin{line: r["url"].line()}
-	if s, ok := d.str(f["backend"], "lock.backend"); ok && f["backend"].present() {
-		l.Backend = s
-	}
-	if s, ok := d.str(r["url"], "lock.redis.url"); ok && r["url"].present() {
-		l.Redis.URL = s
-	}
-	if s, ok := d.fromEnv("BEAT_LOCK_BACKEND"); ok {
-		l.Backend, backendAt = s, origin{env: "BEAT_LOCK_BACKEND"}
-	}
-	if s, ok := d.fromEnv("BEAT_REDIS_URL"); ok {
-		l.Redis.URL, urlAt = s, origin{env: "BEAT_REDIS_URL"}
-	}
-
-	if l.Backend != "memory" && l.Backend != "redis" {
-		d.problemAt(backendAt, "unknown lock backend %q: use memory or redis", l.Backend)
-	}
-	if err := checkRedisURL(l.Redis.URL); err != nil {
-		d.problemAt(urlAt, "lock.redis.url %v", err)
-	}
-	if s, ok := d.str(r["key_prefix"], "lock.redis.key_prefix"); ok && r["key_prefix"].present() {
-		if s == "" {
-			d.problem(r["key_prefix"].line(), "lock.redis.key_prefix must not be empty; the default is %q", DefaultKeyPrefix)
-		}
-		l.Redis.KeyPrefix = s
-	}
-
-	ttlOK := true
-	if v, ok := d.duration(f["ttl"], "lock.ttl"); ok {
-		l.TTL = v
-		if v < MinTTL {
-			d.problem(f["ttl"].line(), "lock.ttl must be at least %v, got %v: a run renews its lease and stops trusting it at 9/10 of the ttl, which needs round trips to the store to fit; the default is %v", MinTTL, v, DefaultTTL)
-			ttlOK = false
-		}
-	}
-	l.RenewInterval = l.TTL / 3
-	if v, ok := d.duration(f["renew_interval"], "lock.renew_interval"); ok {
-		l.RenewInterval = v
-		switch {
-		case v <= 0:
-			d.problem(f["renew_interval"].line(), "lock.renew_interval must be positive, got %v", v)
-		case ttlOK && lock.CheckRenewal(l.TTL, v) != nil:
-			d.problem(f["renew_interval"].line(), "lock.renew_interval (%v) must be below 9/10 of lock.ttl (%v), so below %v: a run stops trusting its lock at 9/10 of the ttl, and the renewal must come before; the default is ttl/3", v, l.TTL, lock.TrustedFor(l.TTL))
-		}
-	}
-	if v, ok := d.duration(f["max_clock_skew"], "lock.max_clock_skew"); ok {
-		l.MaxClockSkew = v
-		if v <= 0 || v > MaxMaxClockSkew {
-			d.problem(f["max_clock_skew"].line(), "lock.max_clock_skew must be above 0 and at most %v, got %v: it is how far a replica's clock may run ahead of the store's before its claims are refused; machines kept in time by NTP differ by milliseconds; the default is %v", MaxMaxClockSkew, v, DefaultMaxClockSkew)
-		}
-	}
-	return l
-}
-
 func (d *decoder) http(e entry) HTTP {
 	var h HTTP
 	f := d.fields(e, "http", httpFields)
@@ -229,22 +162,6 @@ func (d *decoder) http(e entry) HTTP {
 		d.problemAt(at, "http.listen %q: port %q is not a number from 0 to 65535", h.Listen, port)
 	}
 	return h
-}
-
-// checkRedisURL checks only the scheme: the redis client has the last word.
-// Its errors do not echo the URL, which may hold a password.
-func checkRedisURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New(`is not a URL; write it like "redis://127.0.0.1:6379/0"`)
-	}
-	switch u.Scheme {
-	case "redis", "rediss", "unix":
-		return nil
-	case "":
-		return errors.New(`has no scheme; write it like "redis://127.0.0.1:6379/0"`)
-	}
-	return fmt.Errorf("has unsupported scheme %q: use redis://, rediss:// or unix://", u.Scheme)
 }
 
 func (d *decoder) tasks(e entry, zone *time.Location) []Task {

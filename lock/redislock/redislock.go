@@ -324,6 +324,16 @@ func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunR
 		append(b.leaseKeys(l), b.stateKey(l.Task)), args...)
 }
 
+// CheckInfo reports whether the client's user may run INFO, with which
+// claims tell a restarted or failed-over server (see Claimer): without it
+// they cannot, and say nothing.
+func (b *Backend) CheckInfo(ctx context.Context) error {
+	if err := b.client.Info(ctx, "server").Err(); err != nil {
+		return fmt.Errorf("redislock: INFO server: %w", err)
+	}
+	return nil
+}
+
 func (b *Backend) leaseKeys(l lock.Lease) []string {
 	return []string{b.lockKey(l.Key), b.fenceKey(l.Key), b.ownerKey(l.Owner)}
 }

@@ -1,0 +1,204 @@
+// Package lockstore opens the lock store a schedule names: in memory, Redis
+// as deployed (one server, Cluster or Sentinel, with TLS and ACL users), or
+// PostgreSQL. At start it tells a store that is down (not an error: every
+// claim retries) from a store that refuses beat (wrong credentials,
+// permissions or TLS, or a missing schema): the second is a configuration
+// error, named with the setting to fix.
+package lockstore
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/beatlock/beat/config"
+	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/memlock"
+	"github.com/beatlock/beat/lock/redislock"
+)
+
+// ErrConfig marks a store that refuses beat as configured: its error says
+// which setting to fix. Retrying does not help.
+var ErrConfig = errors.New("the lock store refuses beat as configured")
+
+// Store is an open lock store.
+type Store struct {
+	lock.Store
+	// Inspector reads and repairs its records (beat status).
+	Inspector lock.Inspector
+	close     func() error
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// Open makes the store l names. It does not connect: Check does.
+func Open(l config.Lock) (*Store, error) {
+	switch l.Backend {
+	case "memory":
+		b := memlock.New()
+		return &Store{Store: b, Inspector: b}, nil
+	case "redis":
+		client, err := redisClient(l)
+		if err != nil {
+			return nil, err
+		}
+		opts := []redislock.Option{redislock.WithKeyPrefix(l.Redis.KeyPrefix)}
+		b := redislock.New(client, opts...)
+		if err := b.Err(); err != nil {
+			client.Close()
+			return nil, err
+		}
+		return &Store{Store: b, Inspector: b, close: client.Close}, nil
+	}
+	return nil, fmt.Errorf("lock.backend %q is not supported by this build", l.Backend)
+}
+
+// Check asks the store once, as every claim will. It returns nil when the
+// store answers; an error wrapping ErrConfig when it refuses beat's
+// credentials, permissions or TLS; another error when it does not answer
+// (down, unreachable), which is no reason not to start. log hears what is
+// worth knowing but not an error.
+func Check(ctx context.Context, s *Store, l config.Lock, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, _, err := s.Epoch(ctx)
+	if err == nil {
+		if l.Backend == "redis" {
+			checkRedisInfo(ctx, s, log)
+		}
+		return nil
+	}
+	if setting := refusal(err, l); setting != "" {
+		return fmt.Errorf("%w: %s: %w", ErrConfig, setting, err)
+	}
+	return err
+}
+
+// refusal names the setting to fix when err says the store refused beat,
+// and "" when it says the store could not be reached.
+func refusal(err error, l config.Lock) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var alert tls.AlertError
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &verify):
+		return "the server's TLS certificate is not trusted: check lock.redis.tls.ca_file (the CA that signed it)"
+	case errors.As(err, &hostname):
+		return "the server's TLS certificate is for another name: check the host, or set lock.redis.tls.server_name"
+	case errors.As(err, &record):
+		return "the server does not speak TLS: use redis:// and no lock.redis.tls, or enable TLS on the server"
+	case errors.As(err, &alert):
+		return "the server refused the TLS handshake (does it require a client certificate? see lock.redis.tls.cert_file and key_file)"
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "NOAUTH"):
+		return "the server requires a password: set lock.redis.password (or BEAT_REDIS_PASSWORD), or put it in lock.redis.url"
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
+		return "the server refused the username or password: check lock.redis.username and lock.redis.password (or BEAT_REDIS_PASSWORD, or the URL's)"
+	case strings.Contains(msg, "NOPERM"):
+		return fmt.Sprintf("the Redis user may not run what beat needs: grant it at least +@scripting +info (if allowed) and the keys ~%s*", l.Redis.KeyPrefix)
+	case strings.Contains(msg, "MOVED"), strings.Contains(msg, "CROSSSLOT"):
+		return "the server is a Redis Cluster node: set lock.redis.mode: cluster and list the nodes in lock.redis.addrs"
+	}
+	return ""
+}
+
+// checkRedisInfo warns when the Redis user may not run INFO, with which
+// beat tells a restarted or failed-over server (and its lost records).
+func checkRedisInfo(ctx context.Context, s *Store, log *slog.Logger) {
+	b, ok := s.Store.(*redislock.Backend)
+	if !ok {
+		return
+	}
+	if err := b.CheckInfo(ctx); err != nil {
+		log.Warn("the Redis user may not run INFO: beat cannot tell that the server restarted or failed over and may have lost its last claim records, so a tick claimed just before could run again; grant the user +info", "err", err)
+	}
+}
+
+// redisClient makes the client l.Redis describes.
+func redisClient(l config.Lock) (redis.UniversalClient, error) {
+	r := l.Redis
+	tlsConfig, err := redisTLS(r)
+	if err != nil {
+		return nil, err
+	}
+	// The scheduler bounds every call with a context (a renewal must give
+	// up before the lease's validity runs out); go-redis ignores context
+	// deadlines unless told otherwise.
+	switch r.Mode {
+	case config.ModeCluster:
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Addrs, Username: r.Username, Password: r.Password,
+			TLSConfig: tlsConfig, ContextTimeoutEnabled: true}), nil
+	case config.ModeSentinel:
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: r.SentinelMaster, SentinelAddrs: r.Addrs,
+			Username: r.Username, Password: r.Password, TLSConfig: tlsConfig, ContextTimeoutEnabled: true}), nil
+	}
+	var opts *redis.Options
+	if r.URL != "" {
+		if opts, err = redis.ParseURL(r.URL); err != nil {
+			return nil, fmt.Errorf("lock.redis.url: %w", err)
+		}
+	} else {
+		opts = &redis.Options{Addr: r.Addrs[0]}
+	}
+	if r.Username != "" {
+		opts.Username = r.Username
+	}
+	if r.Password != "" {
+		opts.Password = r.Password
+	}
+	if tlsConfig != nil {
+		if opts.TLSConfig != nil && tlsConfig.ServerName == "" {
+			tlsConfig.ServerName = opts.TLSConfig.ServerName
+		}
+		opts.TLSConfig = tlsConfig
+	}
+	opts.ContextTimeoutEnabled = true
+	return redis.NewClient(opts), nil
+}
+
+// redisTLS makes the TLS configuration of lock.redis.tls; nil when TLS is
+// not asked for beyond what a rediss:// URL sets.
+func redisTLS(r config.Redis) (*tls.Config, error) {
+	if !r.TLS.Enabled {
+		return nil, nil
+	}
+	t := r.TLS
+	// An empty ServerName is each server's host, as dialled.
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("lock.redis.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("lock.redis.tls.ca_file %q holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("lock.redis.tls.cert_file and key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
