@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -63,14 +64,68 @@ func Listen(addr string, probes Probes, opts ...Option) (*Server, error) {
 	s := &Server{
 		ln:   ln,
 		done: make(chan error, 1),
+		// Probes and scrapers ask little and often: whoever holds
+		// connections open, or trickles a request, is cut off before they
+		// can take file descriptors and memory from the scheduler.
 		srv: &http.Server{
 			Handler:           Handler(probes, c.metrics, c.status),
 			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second, // a large /metrics
+			IdleTimeout:       10 * time.Second,
+			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
 		},
 	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, MaxConns), closed: make(chan struct{})}
 	go func() { s.done <- s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// MaxConns is how many connections the listener serves at once; more wait
+// in the kernel's backlog. Enough for every probe and scraper, few enough
+// that connections held open cannot take the file descriptors and memory
+// the scheduler and its tasks need.
+const MaxConns = 256
+
+// limitListener accepts a connection only while fewer than cap(slots) are
+// open.
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // Addr is the address the server listens on (with the port picked, when

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -94,4 +96,45 @@ func TestShutdownStopsServing(t *testing.T) {
 	if _, err := http.Get("http://" + srv.Addr() + "/healthz"); err == nil {
 		t.Error("served after Shutdown")
 	}
+}
+
+// Connections held open are cut off after the idle timeout, and no more
+// than MaxConns are served at once; the probes answer again once they go.
+func TestHeldConnectionsAreBounded(t *testing.T) {
+	srv, err := admin.Listen("127.0.0.1:0", probes{live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range admin.MaxConns + 20 {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The listener holds MaxConns of them; the held ones are closed by the
+	// server within its read-header timeout (they send nothing).
+	closed := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for _, c := range conns[:admin.MaxConns] {
+		c.SetReadDeadline(deadline)
+		if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if closed != admin.MaxConns {
+		t.Errorf("%d of %d silent connections closed by the server; want all", closed, admin.MaxConns)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + srv.Addr() + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz after the held connections went: %v", err)
+	}
+	resp.Body.Close()
 }

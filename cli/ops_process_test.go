@@ -182,14 +182,20 @@ tasks:
 	errOut.Reset()
 	code = cli.Main(context.Background(), []string{"status", "--config", path, "--release", "slow"},
 		cli.WithOutput(&out, &errOut), cli.WithLookupEnv(env), cli.WithInput(strings.NewReader("n\n")))
-	if code == 0 || !strings.Contains(errOut.String(), "Release the lock of slow held by metrics-test/") {
+	if code == 0 || !strings.Contains(errOut.String(), "Revoke the lock of slow held by metrics-test/") {
 		t.Errorf("--release answered no: exit %d, stderr %q; want the question and a refusal", code, errOut.String())
 	}
 	out.Reset()
 	code = cli.Main(context.Background(), []string{"status", "--config", path, "--release", "slow", "--yes"},
 		cli.WithOutput(&out, &errOut), cli.WithLookupEnv(env))
-	if code != 0 || !strings.Contains(out.String(), "slow: lock") {
+	if code != 0 || !strings.Contains(out.String(), "slow: lock revoked") {
 		t.Errorf("--release --yes: exit %d, %q", code, out.String())
+	}
+	// The revoked run learns at its next renewal (every second) that it
+	// lost its lock, and is cancelled.
+	lost := series("beat_runs_total", "result", "lost", "task", "slow")
+	if !waitFor(10*time.Second, func() bool { return scrape(t, addr)[lost] >= 1 }) {
+		t.Errorf("the revoked run of slow was not cancelled as lost")
 	}
 }
 

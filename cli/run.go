@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/beatlock/beat/admin"
 	"github.com/beatlock/beat/clock"
@@ -53,10 +52,6 @@ func (e *env) run(ctx context.Context, args []string) int {
 	base := log
 	log = log.With("instance", id)
 
-	if cfg.Lock.Backend == "redis" {
-		// Process-wide, like the flag and signal handling of Main.
-		redis.SetLogger(redisLogger{log})
-	}
 	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot use the lock store", "err", err)
@@ -85,6 +80,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	reloader := reload.New(cfg, e.loadConfig, e.registry.Lookup, s, reload.WithLogger(log),
 		reload.WithObserver(func(r reload.Result) {
 			m.Tasks(r.Added)
+			m.Forget(r.Removed)
 			m.Reloaded(r.Err == nil, len(r.RestartRequired) > 0, r.At)
 			checker.SetReload(health.Reload{At: r.At, Err: r.Err, RestartRequired: r.RestartRequired})
 		}))
@@ -121,7 +117,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 
 	done := make(chan struct{})
 	defer close(done)
-	shutdowns := e.handleSignals(sigs, done, log, func() { reloader.Reload(bg, "SIGHUP") })
+	shutdowns := e.handleSignals(sigs, done, log, func() { reloader.Request("SIGHUP") })
 	var sig os.Signal
 	select {
 	case sig = <-shutdowns:
@@ -169,9 +165,9 @@ const (
 )
 
 // handleSignals delivers, until done is closed, each signal from sigs that
-// asks for shutdown, and handles the others itself: SIGHUP calls reload (in
-// a goroutine of its own: a reload waits for the scheduler, and a shutdown
-// signal must not wait for it), the others are logged and ignored.
+// asks for shutdown, and handles the others itself: SIGHUP calls reload,
+// which must not block (a shutdown signal must not wait for a reload), the
+// others are logged and ignored.
 func (e *env) handleSignals(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger, reload func()) <-chan os.Signal {
 	out := make(chan os.Signal, 2)
 	go func() {
@@ -187,7 +183,7 @@ func (e *env) handleSignals(sigs <-chan os.Signal, done <-chan struct{}, log *sl
 				log.Warn("signal ignored: beat reloads its schedule on SIGHUP and stops on SIGTERM or SIGINT", "signal", sig.String())
 			case ignoreQuietly:
 			case reloadSchedule:
-				go reload()
+				reload()
 			case dumpAndShutDown:
 				_ = pprof.Lookup("goroutine").WriteTo(e.stderr, 2)
 				out <- sig

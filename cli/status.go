@@ -24,8 +24,9 @@ import (
 func (e *env) status(ctx context.Context, args []string) int {
 	fs, path := e.flags("status")
 	asJSON := fs.Bool("json", false, "print the status as JSON, for scripts")
-	release := fs.String("release", "", "free the lock of `TASK`, whoever holds it (asks first)")
+	release := fs.String("release", "", "revoke the lock of `TASK`, whoever holds it: its run is cancelled, and the task is free a lock ttl later (asks first)")
 	prune := fs.Bool("prune", false, "remove the records of tasks that are no longer in the schedule (asks first)")
+	minAge := fs.Duration("min-age", time.Hour, "with --prune: keep the records of tasks whose last tick is more recent than `DURATION` (a replica still running an older schedule could claim it again); at least the tasks' starting deadline")
 	yes := fs.Bool("yes", false, "do not ask before --release or --prune")
 	if ok, code := e.parse(fs, args); !ok {
 		return code
@@ -72,9 +73,9 @@ func (e *env) status(ctx context.Context, args []string) int {
 
 	switch {
 	case *release != "":
-		return e.releaseTask(ctx, ins, rep, *release, *yes)
+		return e.releaseTask(ctx, ins, rep, *release, cfg.Lock.TTL, *yes)
 	case *prune:
-		return e.pruneStale(ctx, ins, rep, *yes)
+		return e.pruneStale(ctx, ins, rep, *minAge, *yes)
 	case *asJSON:
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -97,6 +98,9 @@ func fetchStatus(ctx context.Context, cfg *config.Config) (status.Report, error)
 		return rep, errors.New("the memory backend keeps its records inside the running beat process; set http.listen (or BEAT_HTTP_LISTEN) for it and for this command, and `beat status` asks it at /status")
 	}
 	host, port, _ := net.SplitHostPort(cfg.HTTP.Listen) // validated
+	if port == "0" {
+		return rep, fmt.Errorf("http.listen %q picks a free port at each start, which this command cannot know; give the listener a fixed port", cfg.HTTP.Listen)
+	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
@@ -120,34 +124,37 @@ func fetchStatus(ctx context.Context, cfg *config.Config) (status.Report, error)
 	return rep, nil
 }
 
-func (e *env) releaseTask(ctx context.Context, ins lock.Inspector, rep status.Report, task string, yes bool) int {
+// releaseTask revokes the lock of task for a lock ttl: the run holding it
+// learns at its next renewal that it lost it, and has stopped trusting its
+// lease by the time another run can start.
+func (e *env) releaseTask(ctx context.Context, ins lock.Inspector, rep status.Report, task string, ttl time.Duration, yes bool) int {
 	t, found := rep.Find(task)
 	if !found {
 		fmt.Fprintf(e.stderr, "beat status: no task %q in the schedule or in the lock store\n", task)
 		return ExitFailure
 	}
-	if t.Holder == "" {
-		fmt.Fprintf(e.stdout, "%s: its lock is free; nothing to release\n", task)
+	if t.Holder == "" || t.Holder == lock.RevokedOwner {
+		fmt.Fprintf(e.stdout, "%s: its lock is not held; nothing to release\n", task)
 		return ExitOK
 	}
-	question := fmt.Sprintf("Release the lock of %s held by %s (%.1fs left)? A run still going there learns it lost the lock at its next renewal, and another replica may start the task.", task, t.Owner, t.LockLeftSeconds)
+	question := fmt.Sprintf("Revoke the lock of %s held by %s (%.1fs left)? Its run is cancelled at its next renewal; the task is free again in %v (lock.ttl), so that the two runs never overlap.", task, t.Owner, t.LockLeftSeconds, ttl)
 	if !e.confirm(question, yes) {
 		return ExitFailure
 	}
-	freed, err := ins.ForceRelease(ctx, task)
+	revoked, err := ins.ForceRelease(ctx, task, ttl)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "beat status: release %s: %v\n", task, err)
 		return ExitFailure
 	}
-	if freed {
-		fmt.Fprintf(e.stdout, "%s: lock released\n", task)
+	if revoked {
+		fmt.Fprintf(e.stdout, "%s: lock revoked; the task is free again in %v\n", task, ttl)
 	} else {
 		fmt.Fprintf(e.stdout, "%s: its lock was already free\n", task)
 	}
 	return ExitOK
 }
 
-func (e *env) pruneStale(ctx context.Context, ins lock.Inspector, rep status.Report, yes bool) int {
+func (e *env) pruneStale(ctx context.Context, ins lock.Inspector, rep status.Report, minAge time.Duration, yes bool) int {
 	if len(rep.Stale) == 0 {
 		fmt.Fprintln(e.stdout, "no stale records: every task in the lock store is in the schedule")
 		return ExitOK
@@ -162,9 +169,12 @@ func (e *env) pruneStale(ctx context.Context, ins lock.Inspector, rep status.Rep
 	}
 	code := ExitOK
 	for _, name := range names {
-		switch err := ins.Forget(ctx, name); {
+		switch err := ins.Forget(ctx, name, minAge); {
 		case errors.Is(err, lock.ErrHeld):
-			fmt.Fprintf(e.stderr, "%s: kept: its lock is held (a replica still runs it); try again once it is free, or --release it\n", name)
+			fmt.Fprintf(e.stderr, "%s: kept: its lock is held (a replica still runs it); try again once it is free\n", name)
+			code = ExitFailure
+		case errors.Is(err, lock.ErrRecent):
+			fmt.Fprintf(e.stderr, "%s: kept: %v; a replica may still run an older schedule that has it (see --min-age)\n", name, errors.Unwrap(err))
 			code = ExitFailure
 		case err != nil:
 			fmt.Fprintf(e.stderr, "%s: %v\n", name, err)

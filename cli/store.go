@@ -7,6 +7,7 @@ import (
 
 	"github.com/beatlock/beat/config"
 	"github.com/beatlock/beat/lockstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // openStore opens the configured lock store and checks it once: a store
@@ -14,6 +15,10 @@ import (
 // one that does not answer yet is not, since every claim retries, and is
 // logged.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*lockstore.Store, error) {
+	if cfg.Lock.Backend == "redis" {
+		// Process-wide, like the flag and signal handling of Main.
+		redis.SetLogger(redisLogger{log})
+	}
 	s, err := lockstore.Open(cfg.Lock)
 	if err != nil {
 		return nil, err

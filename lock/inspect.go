@@ -51,31 +51,50 @@ type TaskRecord struct {
 	LockLeft time.Duration
 	// LastRun is how the last recorded run ended; nil before any did.
 	LastRun *RunRecord
+	// Err is set, and the fields above but Task are not, when the store's
+	// record of the task cannot be read (written by hand, or by another
+	// program); the other records are listed all the same.
+	Err error
 }
 
-// ErrHeld is returned by Inspector.Forget while the task's lock is live.
-var ErrHeld = errors.New("lock: the task's lock is held")
+var (
+	// ErrHeld is returned by Inspector.Forget while the task's lock is live.
+	ErrHeld = errors.New("lock: the task's lock is held")
+	// ErrRecent is returned by Inspector.Forget while the task's last
+	// decided tick is recent.
+	ErrRecent = errors.New("lock: the task's last tick is recent")
+)
+
+// RevokedOwner holds a lock that Inspector.ForceRelease revoked, until it
+// expires.
+const RevokedOwner = "(revoked)"
 
 // Inspector reads and repairs a store's records, for operators.
 //
 // Tasks returns the record of every task the store holds (a claim, a
 // skipped tick or a run), sorted by name, and the store's clock.
 //
-// ForceRelease frees the lock of the task's last claim, whoever holds it,
-// and reports whether a live lock was freed. The claim record stays: the
-// tick stays claimed. The run that held the lock learns at its next
-// renewal that it lost it.
+// ForceRelease revokes the live lock of the task's last claim, whoever
+// holds it, and reports whether there was one: the lock passes to
+// RevokedOwner for hold, so that the holder's next renewal fails (its run
+// is cancelled with ErrLost) while a Forbid claim of the task is still
+// Busy, as it would be while that run holds the lock: given a hold of a
+// lock ttl, the revoked run has stopped trusting its lease before another
+// can start. The claim record stays: the tick stays claimed.
 //
-// Forget deletes the task's records (claimed and skipped ticks, last run)
-// and returns ErrHeld, deleting nothing, while the lock of its last claim
-// is live. The fencing counter stays, so that the tokens of a task that
-// comes back under the same name stay above every earlier one.
+// Forget deletes the task's records (claimed and skipped ticks, last run).
+// It deletes nothing, and returns ErrHeld while the lock of its last claim
+// is live, or ErrRecent while its last claimed or skipped tick lies less
+// than minAge before the store's clock: a replica still running an older
+// schedule could claim that tick again, late, once its record is gone. The
+// fencing counter stays, so that the tokens of a task that comes back
+// under the same name stay above every earlier one.
 //
 // Argument and store errors are as for Backend.
 type Inspector interface {
 	Tasks(ctx context.Context) ([]TaskRecord, time.Time, error)
-	ForceRelease(ctx context.Context, task string) (bool, error)
-	Forget(ctx context.Context, task string) error
+	ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error)
+	Forget(ctx context.Context, task string, minAge time.Duration) error
 }
 
 // CheckRun checks the run a lease's release records, and returns the record

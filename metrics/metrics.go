@@ -169,6 +169,22 @@ func (m *Metrics) Tasks(names []string) {
 	}
 }
 
+// Forget drops every series of the named tasks, which the schedule no
+// longer has: task names come and go with reloads, and their series must
+// not pile up.
+func (m *Metrics) Forget(names []string) {
+	for _, n := range names {
+		l := prometheus.Labels{"task": n}
+		m.ticks.DeletePartialMatch(l)
+		m.runs.DeletePartialMatch(l)
+		m.renewals.DeletePartialMatch(l)
+		m.runDuration.DeletePartialMatch(l)
+		m.startDelay.DeletePartialMatch(l)
+		m.running.DeletePartialMatch(l)
+		m.token.DeletePartialMatch(l)
+	}
+}
+
 // Observe counts a scheduler event; give it to scheduler.WithObserver.
 func (m *Metrics) Observe(ev scheduler.Event) {
 	if o, ok := tickOutcome[ev.Kind]; ok {

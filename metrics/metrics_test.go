@@ -81,6 +81,34 @@ beat_runs_in_progress{task="b"} 0
 	}
 }
 
+func TestForget(t *testing.T) {
+	m := metrics.New(metrics.Info{})
+	m.Tasks([]string{"kept", "gone"})
+	m.Observe(scheduler.Event{Kind: scheduler.Claimed, Task: "gone", Token: 3})
+	m.Observe(scheduler.Event{Kind: scheduler.Succeeded, Task: "gone", Duration: time.Second})
+	m.Forget([]string{"gone"})
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, f := range fams {
+		for _, s := range f.GetMetric() {
+			for _, l := range s.GetLabel() {
+				switch {
+				case l.GetName() == "task" && l.GetValue() == "gone":
+					t.Errorf("%s still has a series of the forgotten task", f.GetName())
+				case l.GetName() == "task" && l.GetValue() == "kept":
+					kept++
+				}
+			}
+		}
+	}
+	if kept < 10 {
+		t.Errorf("%d series of the kept task left; want all of them", kept)
+	}
+}
+
 func TestStoreMeasured(t *testing.T) {
 	m := metrics.New(metrics.Info{})
 	s := m.Store(memlock.New())

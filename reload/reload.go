@@ -76,9 +76,13 @@ type Reloader struct {
 
 	started *config.Config // what the process started with
 
-	mu      sync.Mutex // one reload at a time; guards the fields below
-	current *config.Config
-	seen    [sha256.Size]byte // the content last loaded, applied or not
+	requests   chan string // reloads asked for (SIGHUP): at most one waits
+	unreadable bool        // Watch could not read the file last time
+
+	mu       sync.Mutex // one reload at a time; guards the fields below
+	current  *config.Config
+	seen     [sha256.Size]byte // the content last loaded, applied or not
+	rejected bool              // the last reload was rejected
 }
 
 // Option configures a Reloader.
@@ -100,7 +104,7 @@ func WithObserver(f func(Result)) Option { return func(r *Reloader) { r.observe 
 // (the same task types and environment).
 func New(cfg *config.Config, load func(path string) (*config.Config, error), lookup Lookup, sched Scheduler, opts ...Option) *Reloader {
 	r := &Reloader{path: cfg.File, load: load, lookup: lookup, sched: sched, log: slog.Default(),
-		interval: 2 * time.Second, started: cfg, current: cfg}
+		interval: 2 * time.Second, started: cfg, current: cfg, requests: make(chan string, 1)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -117,10 +121,20 @@ func (r *Reloader) Current() *config.Config {
 	return r.current
 }
 
-// Watch reloads the file whenever its content changes, until ctx is done.
-// It reads the file every interval rather than watching for events: a
-// ConfigMap update replaces a symlink two levels up, which file events on
-// the file itself never see, and reading a small file is cheap.
+// Request asks Watch for a reload, saying why (a signal). Requests that
+// come while one waits are one: a storm of signals is one reload.
+func (r *Reloader) Request(why string) {
+	select {
+	case r.requests <- why:
+	default:
+	}
+}
+
+// Watch reloads the file when asked (Request) and whenever its content
+// changes, until ctx is done. It reads the file every interval rather than
+// watching for events: a ConfigMap update replaces a symlink two levels
+// up, which file events on the file itself never see, and reading a small
+// file is cheap.
 func (r *Reloader) Watch(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
@@ -128,12 +142,21 @@ func (r *Reloader) Watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case why := <-r.requests:
+			r.Reload(ctx, why)
+			continue
 		case <-t.C:
 		}
 		data, err := os.ReadFile(r.path)
 		if err != nil {
-			continue // mid-swap, or gone for a moment: the next read tells
+			// Mid-swap, or gone: said once, and the next read tells.
+			if !r.unreadable {
+				r.log.Warn("cannot read the schedule file; the schedule loaded before keeps running", "file", r.path, "err", err)
+			}
+			r.unreadable = true
+			continue
 		}
+		r.unreadable = false
 		r.mu.Lock()
 		changed := sha256.Sum256(data) != r.seen
 		r.mu.Unlock()
@@ -144,8 +167,12 @@ func (r *Reloader) Watch(ctx context.Context) {
 }
 
 // Reload loads the file and applies it, saying why in the log (a signal,
-// the file changed), and returns what became of it.
+// the file changed), and returns what became of it. Once ctx is done (beat
+// is stopping) it does nothing.
 func (r *Reloader) Reload(ctx context.Context, why string) Result {
+	if err := ctx.Err(); err != nil {
+		return Result{At: time.Now(), Err: err}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := r.reload(ctx)
@@ -165,14 +192,26 @@ func (r *Reloader) Reload(ctx context.Context, why string) Result {
 	case res.Unchanged:
 		log.Info("schedule reload: nothing changed")
 	default:
-		log.Info("schedule reloaded", "added", res.Added, "removed", res.Removed, "changed", res.Changed)
+		var attrs []any
+		for _, l := range []struct {
+			key   string
+			names []string
+		}{{"added", res.Added}, {"removed", res.Removed}, {"changed", res.Changed}} {
+			if len(l.names) > 0 {
+				attrs = append(attrs, l.key, l.names)
+			}
+		}
+		log.Info("schedule reloaded", attrs...)
 	}
 	if len(res.RestartRequired) > 0 && res.Err == nil {
 		log.Warn("settings changed that take effect only at a restart; restart beat to apply them (the tasks were reloaded)", "settings", res.RestartRequired)
 	}
-	if r.observe != nil && !res.Unchanged {
+	// A file that holds what runs is news after a rejected one: the
+	// rejection is over.
+	if r.observe != nil && (!res.Unchanged || r.rejected) {
 		r.observe(res)
 	}
+	r.rejected = res.Err != nil
 	return res
 }
 
@@ -180,7 +219,7 @@ func (r *Reloader) reload(ctx context.Context) Result {
 	res := Result{At: time.Now()}
 	data, err := os.ReadFile(r.path)
 	if err != nil {
-		res.Err = fmt.Errorf("read %s: %w", r.path, err)
+		res.Err = err // names the file
 		return res
 	}
 	r.seen = sha256.Sum256(data)
@@ -252,7 +291,17 @@ func restartRequired(started, cfg *config.Config) []string {
 	add("lock.ttl", a.TTL != b.TTL)
 	add("lock.renew_interval", a.RenewInterval != b.RenewInterval)
 	add("lock.max_clock_skew", a.MaxClockSkew != b.MaxClockSkew)
-	add("lock.redis.url", a.Redis.URL != b.Redis.URL)
-	add("lock.redis.key_prefix", a.Redis.KeyPrefix != b.Redis.KeyPrefix)
+	ra, rb := a.Redis, b.Redis
+	add("lock.redis.url", ra.URL != rb.URL)
+	add("lock.redis.addrs", !slices.Equal(ra.Addrs, rb.Addrs))
+	add("lock.redis.mode", ra.Mode != rb.Mode)
+	add("lock.redis.sentinel_master", ra.SentinelMaster != rb.SentinelMaster)
+	add("lock.redis.username", ra.Username != rb.Username)
+	add("lock.redis.password", ra.Password != rb.Password)
+	add("lock.redis.key_prefix", ra.KeyPrefix != rb.KeyPrefix)
+	add("lock.redis.tls", ra.TLS != rb.TLS)
+	add("lock.redis.min_replicas", ra.MinReplicas != rb.MinReplicas)
+	add("lock.postgres.url", a.Postgres.URL != b.Postgres.URL)
+	add("lock.postgres.table", a.Postgres.Table != b.Postgres.Table)
 	return out
 }

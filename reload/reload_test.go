@@ -210,3 +210,59 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// A file put back as it was after a rejected edit ends the rejection.
+func TestRevertAfterRejectionIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedule.yaml")
+	write(t, path, base)
+	var observed []reload.Result
+	r, _ := start(t, path, reload.WithObserver(func(res reload.Result) { observed = append(observed, res) }))
+	write(t, path, base+"garbage: [\n")
+	r.Reload(context.Background(), "test")
+	write(t, path, base)
+	r.Reload(context.Background(), "test")
+	r.Reload(context.Background(), "test") // unchanged, and nothing to clear: not news
+	if len(observed) != 2 || observed[0].Err == nil || observed[1].Err != nil || !observed[1].Unchanged {
+		t.Errorf("observed %+v; want the rejection, then the unchanged file that ends it, and nothing after", observed)
+	}
+}
+
+// Requests that come while one waits are one reload; the watcher says once
+// that it cannot read the file, not at every look.
+func TestWatchCoalescesAndWarnsOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "schedule.yaml")
+	write(t, path, base)
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	r, _ := start(t, path, reload.WithInterval(10*time.Millisecond), reload.WithLogger(log))
+	for range 100 {
+		r.Request("SIGHUP")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Watch(ctx); close(done) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	text := logs.String()
+	if n := strings.Count(text, "trigger=SIGHUP"); n != 1 {
+		t.Errorf("%d reloads for 100 requests made before the watcher ran; want 1:\n%s", n, text)
+	}
+	if n := strings.Count(text, "cannot read the schedule file"); n != 1 {
+		t.Errorf("said %d times that the file cannot be read; want once:\n%s", n, text)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

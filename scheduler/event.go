@@ -176,6 +176,10 @@ func (s *Scheduler) emit(ev Event) {
 		attrs = append(attrs, "reason", ev.Reason)
 	case Lost:
 		level, msg = slog.LevelError, "lease lost: run cancelled, another replica may take the task"
+		if ev.Reason != "" {
+			level, msg = slog.LevelWarn, "run cancelled: it lost its lock"
+			attrs = append(attrs, "reason", ev.Reason)
+		}
 		attrs = append(attrs, "duration", ev.Duration, "err", ev.Err)
 	}
 	s.log.Log(context.Background(), level, msg, attrs...)

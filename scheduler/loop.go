@@ -105,9 +105,9 @@ func (s *Scheduler) loop(ctx context.Context) {
 }
 
 // apply replaces the schedule of the loop's queue q by jobs (Update): a
-// task that keeps its name keeps its next tick if that is a tick of its new
-// schedule, and otherwise takes the first tick of its new schedule after
-// now, as a new task does; a task no longer in jobs is dropped (its claims
+// task that keeps its name keeps its next tick if that is the next of its
+// new schedule too (see keeps), and otherwise takes the first tick of its
+// new schedule after now, as a new task does; a task no longer in jobs is dropped (its claims
 // and runs in flight go on). It returns the new queue.
 func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
 	old := make(map[string]*job, len(s.jobs))
@@ -128,7 +128,7 @@ func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
 		}
 		d := queued[j.Name]
 		switch {
-		case d != nil && j.Schedule.Next(d.tick.Add(-time.Nanosecond)).Equal(d.tick):
+		case d != nil && keeps(j, d.tick, now):
 			if j.Jitter != d.task.Jitter {
 				d.fireAt = d.tick.Add(s.jitter(j))
 			}
@@ -147,6 +147,16 @@ func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
 	s.mu.Unlock()
 	heap.Init(&next)
 	return next
+}
+
+// keeps reports whether task j, updated, keeps tick as its next: it is one
+// of j's ticks, and either already due or not later than j's first tick
+// after now (a schedule made more frequent starts on its own next tick).
+func keeps(j *job, tick, now time.Time) bool {
+	if !j.Schedule.Next(tick.Add(-time.Nanosecond)).Equal(tick) {
+		return false
+	}
+	return !tick.After(now) || !j.Schedule.Next(now).Before(tick)
 }
 
 // names lists up to n of names, and how many more there are.

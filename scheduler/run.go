@@ -249,6 +249,9 @@ func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom 
 	switch {
 	case errors.Is(cause, lock.ErrLost):
 		ev.Kind, ev.Err = Lost, errors.Join(cause, err)
+		if t.Policy == lock.Replace {
+			ev.Reason = "concurrency_policy Replace: a newer tick takes the lock of a run still going (or the lease ran out)"
+		}
 	case err != nil:
 		if cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%w)", err, cause)

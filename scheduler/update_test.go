@@ -29,8 +29,9 @@ func TestUpdate(t *testing.T) {
 	task := func(name, spec string, args map[string]any) scheduler.Task {
 		return scheduler.Task{Name: name, Schedule: every(t, spec), Func: a.fn, Args: args}
 	}
-	s := b.start(t, []scheduler.Task{task("a", "@every 1s", nil), task("gone", "@every 1s", nil), task("slower", "@every 1s", nil)})
-	b.collect(t, 6) // the three tasks' ticks at t0
+	s := b.start(t, []scheduler.Task{task("a", "@every 1s", nil), task("gone", "@every 1s", nil), task("slower", "@every 1s", nil),
+		task("faster", "@every 1m", nil)})
+	b.collect(t, 8) // the four tasks' ticks at t0
 	b.step(t, 500*time.Millisecond, 1)
 
 	err := s.Update(ctx, []scheduler.Task{
@@ -38,20 +39,22 @@ func TestUpdate(t *testing.T) {
 		task("slower", "@every 2s", nil),               // new schedule: from its first tick after the update
 		task("hourly", "@hourly", nil),                 // new: its tick at t0 came before the update, not run
 		task("new", "@every 1s", nil),                  // new: its next tick
+		task("faster", "@every 1s", nil),               // more often: its next tick, not its old one a minute later
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.step(t, 500*time.Millisecond, 1)
-	want := map[string]bool{"a claimed 1s": true, "a succeeded 1s": true, "new claimed 1s": true, "new succeeded 1s": true}
-	if got := b.collect(t, 4); !equalSets(got, want) {
+	want := map[string]bool{"a claimed 1s": true, "a succeeded 1s": true, "new claimed 1s": true, "new succeeded 1s": true,
+		"faster claimed 1s": true, "faster succeeded 1s": true}
+	if got := b.collect(t, 6); !equalSets(got, want) {
 		t.Errorf("at t0+1s: %v; want %v", got, want)
 	}
 	b.quiet(t)
 	b.step(t, time.Second, 1)
 	want = map[string]bool{"a claimed 2s": true, "a succeeded 2s": true, "new claimed 2s": true, "new succeeded 2s": true,
-		"slower claimed 2s": true, "slower succeeded 2s": true}
-	if got := b.collect(t, 6); !equalSets(got, want) {
+		"slower claimed 2s": true, "slower succeeded 2s": true, "faster claimed 2s": true, "faster succeeded 2s": true}
+	if got := b.collect(t, 8); !equalSets(got, want) {
 		t.Errorf("at t0+2s: %v; want %v", got, want)
 	}
 	b.quiet(t)
@@ -62,13 +65,14 @@ func TestUpdate(t *testing.T) {
 	}
 
 	// An invalid update changes nothing.
-	err = s.Update(ctx, []scheduler.Task{task("a", "@every 1s", nil), task("a", "@every 1s", nil)})
+	err = s.Update(ctx, []scheduler.Task{task("a", "@every 1s", nil), task("a", "@every 1s", nil), task("faster", "@every 1s", nil)})
 	if err == nil {
 		t.Fatal("Update with a task defined twice: no error")
 	}
 	b.step(t, time.Second, 1)
-	want = map[string]bool{"a claimed 3s": true, "a succeeded 3s": true, "new claimed 3s": true, "new succeeded 3s": true}
-	if got := b.collect(t, 4); !equalSets(got, want) {
+	want = map[string]bool{"a claimed 3s": true, "a succeeded 3s": true, "new claimed 3s": true, "new succeeded 3s": true,
+		"faster claimed 3s": true, "faster succeeded 3s": true}
+	if got := b.collect(t, 6); !equalSets(got, want) {
 		t.Errorf("at t0+3s, after a refused update: %v; want %v", got, want)
 	}
 }

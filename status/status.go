@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/beatlock/beat/config"
 	"github.com/beatlock/beat/lock"
@@ -43,6 +45,9 @@ type Task struct {
 	FencingToken    uint64     `json:"fencing_token,omitempty"`
 	LastSkipped     *time.Time `json:"last_skipped,omitempty"` // skipped as busy
 	LastRun         *Run       `json:"last_run,omitempty"`
+	// RecordError says why the store's record of the task cannot be read;
+	// the fields above are then empty.
+	RecordError string `json:"record_error,omitempty"`
 }
 
 // Run is how a task's last run ended.
@@ -88,6 +93,9 @@ func Build(ctx context.Context, cfg *config.Config, ins lock.Inspector) (Report,
 }
 
 func fromRecord(r lock.TaskRecord) Task {
+	if r.Err != nil {
+		return Task{RecordError: r.Err.Error()}
+	}
 	t := Task{FencingToken: r.Token, LastClaimed: instant(r.LastClaimed), LastSkipped: instant(r.LastSkipped)}
 	if r.Holder != "" {
 		t.Owner, t.Holder = r.Holder, Instance(r.Holder)
@@ -136,32 +144,54 @@ func (r Report) WriteText(w io.Writer) error {
 		if t.Suspended {
 			next = "suspended"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Schedule, next, t.record())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(t.Name), t.Schedule, next, t.record())
 	}
 	if len(r.Stale) > 0 {
 		fmt.Fprintln(tw, "\nSTALE: records of tasks not in the schedule (beat status --prune removes them)")
 		for _, t := range r.Stale {
-			fmt.Fprintf(tw, "%s\t-\t-\t%s\n", t.Name, t.record())
+			fmt.Fprintf(tw, "%s\t-\t-\t%s\n", printable(t.Name), t.record())
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, t := range append(slices.Clip(r.Tasks), r.Stale...) {
-		if t.LastRun != nil && t.LastRun.Error != "" {
-			if _, err := fmt.Fprintf(w, "\n%s: last run %s: %s\n", t.Name, t.LastRun.Result, t.LastRun.Error); err != nil {
-				return err
-			}
+		var line string
+		switch {
+		case t.RecordError != "":
+			line = fmt.Sprintf("\n%s: the lock store's record cannot be read: %s\n", printable(t.Name), printable(t.RecordError))
+		case t.LastRun != nil && t.LastRun.Error != "":
+			line = fmt.Sprintf("\n%s: last run %s: %s\n", printable(t.Name), printable(t.LastRun.Result), printable(t.LastRun.Error))
+		default:
+			continue
+		}
+		if _, err := io.WriteString(w, line); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// printable quotes what the store holds when it would not print as it is
+// (escape sequences, control characters): a terminal shows it, not obeys it.
+func printable(s string) string {
+	for _, r := range s {
+		if r != '\n' && !unicode.IsPrint(r) {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
 // record is the columns from HELD BY on.
 func (t Task) record() string {
+	if t.RecordError != "" {
+		return "unreadable (below)"
+	}
 	holder, left := "-", "-"
 	if t.Holder != "" {
-		holder = t.Holder
+		holder = printable(t.Holder)
 		left = (time.Duration(t.LockLeftSeconds * float64(time.Second))).Round(time.Millisecond).String()
 	}
 	token := "-"
@@ -170,12 +200,12 @@ func (t Task) record() string {
 	}
 	run, took, on := "-", "-", "-"
 	if r := t.LastRun; r != nil {
-		run = r.Result + " " + stamp(&r.Tick)
+		run = printable(r.Result) + " " + stamp(&r.Tick)
 		took = "<1ms" // stores keep milliseconds
 		if d := time.Duration(r.DurationSeconds * float64(time.Second)).Round(time.Millisecond); d > 0 {
 			took = d.String()
 		}
-		on = r.Instance
+		on = printable(r.Instance)
 	}
 	return strings.Join([]string{holder, left, stamp(t.LastClaimed), token, run, took, on}, "\t")
 }

@@ -98,3 +98,25 @@ func TestInstance(t *testing.T) {
 		}
 	}
 }
+
+// A record the store cannot read is shown as such, and what the store
+// holds is never sent to the terminal as escape sequences.
+func TestWriteTextUnreadableAndEscapes(t *testing.T) {
+	rep := status.Report{Backend: "redis", StoreTime: t0, Tasks: []status.Task{
+		{Name: "bad", Schedule: "@hourly", RecordError: `key "{p}:state:bad" field "tick": "junk" is not an integer`},
+		{Name: "odd", Schedule: "@hourly", LastRun: &status.Run{Tick: t0, Result: "\x1b[31mfailed", Instance: "pod\x07", Error: "boom\x1b[2J"}},
+	}}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("the text holds control characters: %q", out)
+	}
+	for _, want := range []string{"unreadable (below)", `bad: the lock store's record cannot be read: key "{p}:state:bad" field "tick"`, `\x1b[31mfailed`, `odd: last run \x1b[31mfailed: boom\x1b[2J`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -184,7 +185,10 @@ func runExec(ctx context.Context, run Run) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("exec task %q: not started: %w", run.Task, context.Cause(ctx))
 		}
-		return fmt.Errorf("exec task %q: start %q: %w; check that args.command[0] names an installed program (or give its full path) and that args.dir exists", run.Task, a.command[0], err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("exec task %q: start %q: %w; check that args.command[0] names an installed program (or give its full path) and that args.dir exists", run.Task, a.command[0], err)
+		}
+		return fmt.Errorf("exec task %q: start %q: %w", run.Task, a.command[0], err)
 	}
 	if run.Log().Enabled(ctx, slog.LevelDebug) {
 		pid, supervisor := proc.Pids()

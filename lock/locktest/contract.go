@@ -347,8 +347,9 @@ func checkFailures(t *testing.T, st lock.Store, ctx context.Context) {
 	}
 	if in, ok := st.(lock.Inspector); ok {
 		calls["Tasks"] = func() (bool, error) { recs, _, err := in.Tasks(ctx); return len(recs) > 0, err }
-		calls["ForceRelease"] = func() (bool, error) { return in.ForceRelease(ctx, "held") }
-		calls["Forget"] = func() (bool, error) { return false, in.Forget(ctx, "held") }
+		calls["ForceRelease"] = func() (bool, error) { return in.ForceRelease(ctx, "held", long) }
+		calls["Forget"] = func() (bool, error) { return false, in.Forget(ctx, "held", 0) }
+		calls["Forget with a minimum age"] = func() (bool, error) { return false, in.Forget(ctx, "held", long) }
 	}
 	for name, call := range calls {
 		got, err := call()

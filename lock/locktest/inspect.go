@@ -35,7 +35,20 @@ func (c checker) tasks() ([]lock.TaskRecord, time.Time) {
 	if !slices.IsSortedFunc(recs, func(a, b lock.TaskRecord) int { return strings.Compare(a.Task, b.Task) }) {
 		c.t.Fatalf("Tasks = %v; want them sorted by name", names(recs))
 	}
+	// The suite writes only records the store can read.
+	for _, r := range recs {
+		if r.Err != nil {
+			c.t.Fatalf("Tasks lists %q with Err %v; want every record readable", r.Task, r.Err)
+		}
+	}
 	return recs, now
+}
+
+// age is how long before the store's clock, as Tasks reads it, tick lies.
+func (c checker) age(tick time.Time) time.Duration {
+	c.t.Helper()
+	_, now := c.tasks()
+	return now.Sub(tick)
 }
 
 // task returns the record of one task, or nil when Tasks does not list it.
@@ -71,11 +84,44 @@ func (c checker) releaseRun(l lock.Lease, run *lock.RunRecord, want bool) {
 	}
 }
 
-func (c checker) forceRelease(task string, want bool) {
+func (c checker) forceRelease(task string, hold time.Duration, want bool) {
 	c.t.Helper()
-	got, err := c.inspector().ForceRelease(bg(), task)
+	got, err := c.inspector().ForceRelease(bg(), task, hold)
 	if err != nil || got != want {
-		c.t.Fatalf("ForceRelease(%q) = %v, %v; want %v, nil", task, got, err, want)
+		c.t.Fatalf("ForceRelease(%q, %v) = %v, %v; want %v, nil", task, hold, got, err, want)
+	}
+}
+
+// forget calls Forget and checks its error: nil, or one wrapping want.
+func (c checker) forget(task string, minAge time.Duration, want error) {
+	c.t.Helper()
+	err := c.inspector().Forget(bg(), task, minAge)
+	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+		c.t.Fatalf("Forget(%q, %v) = %v; want %v", task, minAge, err, want)
+	}
+	// Each refusal is one of them, never both.
+	if errors.Is(err, lock.ErrHeld) && errors.Is(err, lock.ErrRecent) {
+		c.t.Fatalf("Forget(%q, %v) = %v; want ErrHeld or ErrRecent, not both", task, minAge, err)
+	}
+}
+
+// unchanged asserts that the task's record is still before (a refused
+// call deleted or changed nothing); LockLeft may have run down.
+func (c checker) unchanged(task string, before *lock.TaskRecord) {
+	c.t.Helper()
+	after := c.task(task)
+	if before == nil || after == nil {
+		c.t.Fatalf("record of %q = %+v, before %+v; want it kept", task, after, before)
+	}
+	same := after.LastClaimed.Equal(before.LastClaimed) && after.Token == before.Token &&
+		after.LastSkipped.Equal(before.LastSkipped) && after.Holder == before.Holder &&
+		after.LockLeft <= before.LockLeft && (after.LastRun == nil) == (before.LastRun == nil)
+	if a, b := after.LastRun, before.LastRun; same && a != nil {
+		same = a.Tick.Equal(b.Tick) && a.Token == b.Token && a.Owner == b.Owner && a.Result == b.Result &&
+			a.Duration == b.Duration && a.Error == b.Error && a.Ended.Equal(b.Ended)
+	}
+	if !same {
+		c.t.Fatalf("record of %q = %+v; want it unchanged: %+v", task, *after, *before)
 	}
 }
 
@@ -358,70 +404,139 @@ func (s *suite) inspector(t *testing.T) {
 				}
 			}
 		}},
-		{"force-release frees another owner's lock", func(c checker) {
+		{"force-release revokes another owner's lock", func(c checker) {
 			for _, p := range []lock.Policy{lock.Forbid, lock.Allow, lock.Replace} {
 				task := "t-" + p.String()
 				res := c.claimOK(c.req(task, 1, "a", p))
 				c.acquire("other", "a", long, true)
-				c.forceRelease(task, true)
-				c.held(res.Lease.Key, "")
-				c.holder(task, "", 0)
+				c.forceRelease(task, long, true)
+				// The lock passes to RevokedOwner, still the claim's lock.
+				c.held(res.Lease.Key, lock.RevokedOwner)
+				c.holder(task, lock.RevokedOwner, long)
+				if r := c.task(task); !r.LastClaimed.Equal(c.tick(1)) || r.Token != res.Lease.Token {
+					c.t.Errorf("record after force-release = %+v; want the claim (tick 1, token %d) kept", r, res.Lease.Token)
+				}
+				// Its old holder can neither renew nor free it.
 				c.renewLease(res.Lease, long, false)
 				c.releaseLease(res.Lease, false)
+				c.held(res.Lease.Key, lock.RevokedOwner)
 				// The tick stays claimed.
 				c.claimOutcome(c.req(task, 1, "b", p), lock.AlreadyClaimed)
-				if r := c.task(task); r == nil || !r.LastClaimed.Equal(c.tick(1)) || r.Token != res.Lease.Token {
-					c.t.Errorf("record after force-release = %+v; want the claim kept", r)
-				}
-				// The old owner's ReleaseAll counts only what it still holds.
+				// The old owner's ReleaseAll counts only what it still holds,
+				// and leaves the revoked lock be.
 				c.releaseAll("a", 1)
-				c.forceRelease(task, false)
-				next := c.claimOK(c.req(task, 2, "b", p))
-				if next.Lease.Token <= res.Lease.Token {
-					c.t.Errorf("token %d after %d", next.Lease.Token, res.Lease.Token)
+				c.releaseAll("a", 0)
+				c.held(res.Lease.Key, lock.RevokedOwner)
+				c.holder(task, lock.RevokedOwner, long)
+				// The revoked lock is still the last claim's: Forget refuses.
+				c.forget(task, 0, lock.ErrHeld)
+				switch p {
+				case lock.Forbid:
+					// Busy, as while the revoked run held it, for the old
+					// owner too; Replace takes it at once.
+					c.claimOutcome(c.req(task, 2, "b", lock.Forbid), lock.Busy)
+					c.claimOutcome(c.req(task, 3, "a", lock.Forbid), lock.Busy)
+					c.holder(task, lock.RevokedOwner, long)
+					next := c.claimOK(c.req(task, 4, "b", lock.Replace))
+					if next.Lease.Token <= res.Lease.Token {
+						c.t.Errorf("token %d after %d", next.Lease.Token, res.Lease.Token)
+					}
+					c.held(task, "b")
+					c.holder(task, "b", long)
+				case lock.Replace:
+					next := c.claimOK(c.req(task, 2, "b", lock.Replace))
+					if next.Lease.Token <= res.Lease.Token {
+						c.t.Errorf("token %d after %d", next.Lease.Token, res.Lease.Token)
+					}
+					c.held(task, "b")
+					c.holder(task, "b", long)
+					c.renewLease(next.Lease, long, true)
+				case lock.Allow:
+					// Each tick locks a key of its own.
+					next := c.claimOK(c.req(task, 2, "b", lock.Allow))
+					c.held(res.Lease.Key, lock.RevokedOwner)
+					c.held(next.Lease.Key, "b")
+					c.holder(task, "b", long)
 				}
-				c.holder(task, "b", long)
+				c.renewLease(res.Lease, long, false)
 			}
 		}},
+		{"force-release of a revoked lock revokes it again, for the new hold", func(c checker) {
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			c.forceRelease("t", long, true)
+			c.holder("t", lock.RevokedOwner, long)
+			// Still the last claim's live lock: true, and its hold is the
+			// new one, shorter or longer.
+			c.forceRelease("t", s.h.TTL, true)
+			c.holder("t", lock.RevokedOwner, s.h.TTL)
+			c.held("t", lock.RevokedOwner)
+			if r := c.task("t"); r.Token != res.Lease.Token {
+				c.t.Errorf("token %d after a second force-release; want the claim's %d", r.Token, res.Lease.Token)
+			}
+			c.forceRelease("t", long, true)
+			if r := c.task("t"); r.LockLeft <= s.h.TTL {
+				c.t.Errorf("LockLeft = %v after a force-release for %v; want more than %v", r.LockLeft, long, s.h.TTL)
+			}
+			c.renewLease(res.Lease, long, false)
+			c.claimOutcome(c.req("t", 2, "b", lock.Forbid), lock.Busy)
+		}},
+		{"force-release refuses a hold below MinTTL and changes nothing", func(c checker) {
+			in := c.inspector()
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			for _, hold := range []time.Duration{0, lock.MinTTL - 1, -time.Second} {
+				for _, task := range []string{"t", "unknown"} {
+					if ok, err := in.ForceRelease(bg(), task, hold); !errors.Is(err, lock.ErrInvalidTTL) || ok {
+						c.t.Errorf("ForceRelease(%q, %v) = %v, %v; want false, ErrInvalidTTL", task, hold, ok, err)
+					}
+				}
+			}
+			if ok, err := in.ForceRelease(bg(), "", 0); !errors.Is(err, lock.ErrInvalidKey) || !errors.Is(err, lock.ErrInvalidTTL) || ok {
+				c.t.Errorf("ForceRelease(\"\", 0) = %v, %v; want false, ErrInvalidKey and ErrInvalidTTL", ok, err)
+			}
+			c.held("t", "a")
+			c.holder("t", "a", long)
+			c.renewLease(res.Lease, long, true)
+			// MinTTL itself is a hold.
+			c.forceRelease("t", lock.MinTTL, true)
+			c.renewLease(res.Lease, long, false)
+		}},
 		{"force-release of a free or unknown task is false", func(c checker) {
-			c.forceRelease("unknown", false)
+			c.forceRelease("unknown", long, false)
 			res := c.claimOK(c.req("released", 1, "a", lock.Forbid))
 			c.releaseLease(res.Lease, true)
-			c.forceRelease("released", false)
-			// A lock the last claim did not set is not the task's to free.
+			c.forceRelease("released", long, false)
+			c.held("released", "")
+			// A lock the last claim did not set is not the task's to revoke.
 			c.acquire("released", "operator", long, true)
-			c.forceRelease("released", false)
+			c.forceRelease("released", long, false)
 			c.held("released", "operator")
 			c.acquire("busy", "operator", long, true)
 			c.claimOutcome(c.req("busy", 1, "a", lock.Forbid), lock.Busy)
-			c.forceRelease("busy", false)
+			c.forceRelease("busy", long, false)
 			c.held("busy", "operator")
 		}},
 		{"forget refuses while held, then deletes the records", func(c checker) {
-			in := c.inspector()
 			first := c.claimOK(c.req("t", 1, "a", lock.Forbid))
 			c.claimOutcome(c.req("t", 2, "a", lock.Forbid), lock.Busy)
 			c.claimOK(c.req("other", 1, "a", lock.Forbid))
 			before := c.task("t")
-			if err := in.Forget(bg(), "t"); !errors.Is(err, lock.ErrHeld) {
-				c.t.Fatalf("Forget of a held task = %v; want ErrHeld", err)
-			}
-			if after := c.task("t"); after == nil || !after.LastClaimed.Equal(before.LastClaimed) || !after.LastSkipped.Equal(before.LastSkipped) || after.Holder != "a" {
-				c.t.Fatalf("after a refused Forget: %+v; want %+v", after, before)
+			c.forget("t", 0, lock.ErrHeld)
+			// ErrHeld wins over ErrRecent.
+			c.forget("t", c.age(c.tick(1))+time.Hour, lock.ErrHeld)
+			c.unchanged("t", before)
+			if after := c.task("t"); after.Holder != "a" {
+				c.t.Fatalf("after a refused Forget: %+v; want it held by a", after)
 			}
 			c.held("t", "a")
 			c.claimOutcome(c.req("t", 2, "b", lock.Forbid), lock.Busy)
 			c.releaseRun(first.Lease, c.run(first.Lease, 1, lock.RunSucceeded), true)
-			if err := in.Forget(bg(), "t"); err != nil {
-				c.t.Fatalf("Forget: %v", err)
-			}
+			c.forget("t", 0, nil)
 			if recs, _ := c.tasks(); !slices.Equal(names(recs), []string{"other"}) {
 				c.t.Errorf("Tasks after Forget = %q; want [other]", names(recs))
 			}
 			for _, task := range []string{"t", "unknown"} {
-				if err := in.Forget(bg(), task); err != nil {
-					c.t.Errorf("Forget(%q) = %v; want nil", task, err)
-				}
+				c.forget(task, 0, nil)
+				c.forget(task, long, nil) // no tick: nothing is recent
 			}
 			if s.h.StepBack != nil {
 				// A clock stepped back does not bring the task's tokens
@@ -436,24 +551,75 @@ func (s *suite) inspector(t *testing.T) {
 				c.t.Errorf("claim after Forget = %+v; want a token above %d and no previous tick", again, first.Lease.Token)
 			}
 		}},
-		{"a forgotten task's late run is recorded", func(c checker) {
+		{"forget refuses while the last claimed tick is recent", func(c checker) {
 			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
-			c.forceRelease("t", true)
-			if err := c.inspector().Forget(bg(), "t"); err != nil {
-				c.t.Fatal(err)
+			c.releaseRun(res.Lease, c.run(res.Lease, 1, lock.RunSucceeded), true)
+			c.claimOK(c.req("other", 1, "a", lock.Forbid))
+			before := c.task("t")
+			age := c.age(c.tick(1))
+			c.forget("t", age+time.Minute, lock.ErrRecent)
+			c.unchanged("t", before)
+			c.claimOutcome(c.req("t", 1, "b", lock.Forbid), lock.AlreadyClaimed)
+			// Old enough by the store's clock: exactly minAge is not less.
+			c.forget("t", age, nil)
+			if recs, _ := c.tasks(); !slices.Equal(names(recs), []string{"other"}) {
+				c.t.Errorf("Tasks after Forget = %q; want [other]", names(recs))
 			}
-			c.releaseRun(res.Lease, c.run(res.Lease, 1, lock.RunLost), false)
-			if r := c.task("t"); r == nil || r.LastRun == nil || !r.LastClaimed.IsZero() {
-				c.t.Errorf("record = %+v; want the run alone", r)
+			// A tick at the store's clock: recent, unless minAge is 0.
+			_, now := c.tasks()
+			r := lock.ClaimRequest{Task: "now", Tick: now, Owner: "a", TTL: long, MaxSkew: maxSkew}
+			cur := c.claimOK(r)
+			c.releaseLease(cur.Lease, true)
+			before = c.task("now")
+			c.forget("now", time.Hour, lock.ErrRecent)
+			c.unchanged("now", before)
+			c.forget("now", 0, nil)
+			if r := c.task("now"); r != nil {
+				c.t.Errorf("record after Forget with minAge 0 = %+v; want none", r)
+			}
+		}},
+		{"forget refuses while the last skipped tick is recent", func(c checker) {
+			// Claimed at tick 1, skipped as busy at tick 5: the claim is old
+			// enough for minAge, the skipped tick is not.
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			c.claimOutcome(c.req("t", 5, "b", lock.Forbid), lock.Busy)
+			c.releaseLease(res.Lease, true)
+			before := c.task("t")
+			age := c.age(c.tick(5))
+			c.forget("t", age+time.Minute, lock.ErrRecent)
+			c.unchanged("t", before)
+			c.claimOutcome(c.req("t", 5, "b", lock.Forbid), lock.Busy)
+			c.forget("t", age, nil)
+			if r := c.task("t"); r != nil {
+				c.t.Errorf("record after Forget = %+v; want none", r)
+			}
+			// A skipped tick alone (the lock was an operator's, no claim's).
+			c.acquire("skipped", "operator", long, true)
+			c.claimOutcome(c.req("skipped", 3, "a", lock.Forbid), lock.Busy)
+			before = c.task("skipped")
+			age = c.age(c.tick(3))
+			c.forget("skipped", age+time.Minute, lock.ErrRecent)
+			c.unchanged("skipped", before)
+			c.forget("skipped", age, nil)
+			if r := c.task("skipped"); r != nil {
+				c.t.Errorf("record after Forget = %+v; want none", r)
+			}
+			c.held("skipped", "operator")
+			// A run alone has no tick to be recent.
+			ghost := lock.Lease{Task: "ghost", Key: "ghost", Owner: "a", Token: 3}
+			c.releaseRun(ghost, &lock.RunRecord{Tick: c.tick(1), Result: lock.RunSucceeded}, false)
+			c.forget("ghost", long, nil)
+			if r := c.task("ghost"); r != nil {
+				c.t.Errorf("record after Forget = %+v; want none", r)
 			}
 		}},
 		{"task names are checked", func(c checker) {
 			in := c.inspector()
 			for _, name := range []string{"", "x@2026-11-27T12:01:00.000Z"} {
-				if ok, err := in.ForceRelease(bg(), name); !errors.Is(err, lock.ErrInvalidKey) || ok {
+				if ok, err := in.ForceRelease(bg(), name, long); !errors.Is(err, lock.ErrInvalidKey) || ok {
 					c.t.Errorf("ForceRelease(%q) = %v, %v; want ErrInvalidKey", name, ok, err)
 				}
-				if err := in.Forget(bg(), name); !errors.Is(err, lock.ErrInvalidKey) {
+				if err := in.Forget(bg(), name, 0); !errors.Is(err, lock.ErrInvalidKey) {
 					c.t.Errorf("Forget(%q) = %v; want ErrInvalidKey", name, err)
 				}
 			}
@@ -482,13 +648,67 @@ func (s *suite) inspectorExpiry(t *testing.T) {
 			c.wait(ttl * 6 / 5)
 			for _, task := range []string{"t-Forbid", "t-Allow"} {
 				c.holder(task, "", 0)
-				c.forceRelease(task, false)
-				if err := c.inspector().Forget(bg(), task); err != nil {
-					c.t.Errorf("Forget(%q) after expiry: %v", task, err)
-				}
+				c.forceRelease(task, ttl, false)
+				c.forget(task, 0, nil)
 			}
 			if recs, _ := c.tasks(); len(recs) != 0 {
 				c.t.Errorf("Tasks = %q after Forget; want none", names(recs))
+			}
+		}},
+		{"a revoked lock keeps the task busy for its hold, then frees it", func(c checker) {
+			step := ttl * 3 / 5
+			policies := []lock.Policy{lock.Forbid, lock.Allow, lock.Replace}
+			leases := make(map[lock.Policy]lock.Lease)
+			for _, p := range policies {
+				task := "t-" + p.String()
+				leases[p] = c.claimOK(c.req(task, 1, "a", p)).Lease // a lease of its own lasts long
+				c.forceRelease(task, ttl, true)
+				c.holder(task, lock.RevokedOwner, ttl)
+			}
+			c.wait(step)
+			// Within the hold: revoked, the old lease dead, Forbid busy.
+			c.holder("t-Forbid", lock.RevokedOwner, ttl-step)
+			c.held("t-Forbid", lock.RevokedOwner)
+			c.claimOutcome(c.req("t-Forbid", 2, "b", lock.Forbid), lock.Busy)
+			c.forget("t-Forbid", 0, lock.ErrHeld)
+			c.wait(step)
+			// The hold has run out: the lock is free, not the old holder's
+			// again, and the next tick is claimed.
+			for _, p := range policies {
+				task := "t-" + p.String()
+				c.holder(task, "", 0)
+				c.held(leases[p].Key, "")
+				c.renewLease(leases[p], long, false)
+				c.forceRelease(task, ttl, false)
+			}
+			c.claimOutcome(c.req("t-Forbid", 2, "b", lock.Forbid), lock.Busy) // decided
+			next := c.claimOK(c.req("t-Forbid", 3, "b", lock.Forbid))
+			c.holder("t-Forbid", "b", long)
+			c.renewLease(next.Lease, long, true)
+			c.releaseAll("a", 0)
+		}},
+		{"a forgotten task's late run is recorded", func(c checker) {
+			res := c.claimOK(c.req("t", 1, "a", lock.Forbid))
+			c.forceRelease("t", ttl, true)
+			c.forget("t", 0, lock.ErrHeld)
+			c.wait(ttl * 6 / 5)
+			c.forget("t", 0, nil)
+			c.releaseRun(res.Lease, c.run(res.Lease, 1, lock.RunLost), false)
+			if r := c.task("t"); r == nil || r.LastRun == nil || !r.LastClaimed.IsZero() {
+				c.t.Errorf("record = %+v; want the run alone", r)
+			}
+		}},
+		{"forget refuses a recent tick until it is old enough", func(c checker) {
+			_, now := c.tasks()
+			res := c.claimOK(lock.ClaimRequest{Task: "t", Tick: now, Owner: "a", TTL: ttl, MaxSkew: maxSkew})
+			c.releaseLease(res.Lease, true)
+			c.forget("t", ttl, lock.ErrRecent)
+			c.wait(ttl * 3 / 5)
+			c.forget("t", ttl, lock.ErrRecent)
+			c.wait(ttl * 3 / 5)
+			c.forget("t", ttl, nil)
+			if r := c.task("t"); r != nil {
+				c.t.Errorf("record after Forget = %+v; want none", r)
 			}
 		}},
 		{"a run recorded after its lock expired", func(c checker) {

@@ -3,6 +3,7 @@ package memlock
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -53,11 +54,12 @@ func (b *Backend) Tasks(ctx context.Context) ([]lock.TaskRecord, time.Time, erro
 	return recs, now, nil
 }
 
-func (b *Backend) ForceRelease(ctx context.Context, task string) (bool, error) {
-	if err := lock.CheckTask(task); err != nil {
+func (b *Backend) ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckTask(task), lock.CheckTTL(hold)); err != nil {
 		return false, err
 	}
-	if _, err := b.begin(ctx); err != nil {
+	now, err := b.begin(ctx)
+	if err != nil {
 		return false, err
 	}
 	defer b.mu.Unlock()
@@ -66,11 +68,11 @@ func (b *Backend) ForceRelease(ctx context.Context, task string) (bool, error) {
 	if e == nil {
 		return false, nil
 	}
-	b.remove(st.key, e)
+	b.set(st.key, lock.RevokedOwner, e.token, now.Add(hold))
 	return true, nil
 }
 
-func (b *Backend) Forget(ctx context.Context, task string) error {
+func (b *Backend) Forget(ctx context.Context, task string, minAge time.Duration) error {
 	if err := lock.CheckTask(task); err != nil {
 		return err
 	}
@@ -85,6 +87,9 @@ func (b *Backend) Forget(ctx context.Context, task string) error {
 	}
 	if e := b.lastLock(st); e != nil {
 		return fmt.Errorf("memlock: forget %q: %w (by %q, for %v more)", task, lock.ErrHeld, e.owner, e.expires.Sub(now))
+	}
+	if last := msTime(max(st.last, st.busy)); !last.IsZero() && now.Sub(last) < minAge {
+		return fmt.Errorf("memlock: forget %q: %w: %v ago, less than %v", task, lock.ErrRecent, now.Sub(last).Round(time.Second), minAge)
 	}
 	// The fence stays, so that the task's tokens keep rising if it comes back.
 	*st = taskState{fence: st.fence}

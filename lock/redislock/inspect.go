@@ -120,9 +120,15 @@ func parseTasks(reply []any, statePrefix string, recs *[]lock.TaskRecord) (time.
 		key, _ := str(entry, 0)
 		kind, _ := str(entry, 1)
 		switch {
-		case kind == "type" && len(entry) == 3:
+		case kind == "error" && len(entry) == 3 && strings.HasPrefix(key, statePrefix):
+			msg, _ := str(entry, 2)
+			*recs = append(*recs, lock.TaskRecord{Task: key[len(statePrefix):], Err: errors.New(msg)})
+			continue
+		case kind == "type" && len(entry) == 3 && strings.HasPrefix(key, statePrefix):
 			t, _ := str(entry, 2)
-			return time.Time{}, fmt.Errorf("key %q is a %s, not the hash of a task's record", key, t)
+			*recs = append(*recs, lock.TaskRecord{Task: key[len(statePrefix):],
+				Err: fmt.Errorf("key %q is a %s, not the hash of a task's record", key, t)})
+			continue
 		case kind != "hash" || len(entry) != 5 || !strings.HasPrefix(key, statePrefix):
 			return time.Time{}, fmt.Errorf("unexpected entry %v from the store", e)
 		}
@@ -146,7 +152,10 @@ func parseTasks(reply []any, statePrefix string, recs *[]lock.TaskRecord) (time.
 		}
 		rec, listed, err := parseTask(key, h)
 		if err != nil {
-			return time.Time{}, err
+			// One record written by hand must not hide the others, nor keep
+			// an operator from repairing it.
+			*recs = append(*recs, lock.TaskRecord{Task: key[len(statePrefix):], Err: err})
+			continue
 		}
 		if !listed {
 			continue // only the fence of a forgotten task
@@ -242,22 +251,22 @@ func msTime(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-func (b *Backend) ForceRelease(ctx context.Context, task string) (bool, error) {
-	if err := lock.CheckTask(task); err != nil {
+func (b *Backend) ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error) {
+	if err := errors.Join(lock.CheckTask(task), lock.CheckTTL(hold)); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "force-release", task, forceReleaseScript, []string{b.stateKey(task)},
-		task, b.lockKey(""), b.fenceKey(""), b.ownerKey(""))
+		task, b.lockKey(""), b.fenceKey(""), b.ownerKey(""), ms(hold), lock.RevokedOwner)
 }
 
-func (b *Backend) Forget(ctx context.Context, task string) error {
+func (b *Backend) Forget(ctx context.Context, task string, minAge time.Duration) error {
 	if err := lock.CheckTask(task); err != nil {
 		return err
 	}
 	if b.err != nil {
 		return b.err
 	}
-	reply, err := forgetScript.Run(ctx, b.client, []string{b.stateKey(task)}, task, b.lockKey(""), b.fenceKey("")).Slice()
+	reply, err := forgetScript.Run(ctx, b.client, []string{b.stateKey(task)}, task, b.lockKey(""), b.fenceKey(""), ms(max(minAge, 0))).Slice()
 	if err != nil {
 		return fmt.Errorf("redislock: forget %q: %w", task, err)
 	}
@@ -265,10 +274,14 @@ func (b *Backend) Forget(ctx context.Context, task string) error {
 	case 0:
 		return nil
 	case 2:
-		holder, ok1 := reply[0].(string)
-		left, ok2 := reply[1].(int64)
-		if ok1 && ok2 {
-			return fmt.Errorf("redislock: forget %q: %w (by %q, for %v more)", task, lock.ErrHeld, holder, time.Duration(left)*time.Millisecond)
+		what, ok1 := reply[0].(string)
+		n, ok2 := reply[1].(int64)
+		d := time.Duration(n) * time.Millisecond
+		switch {
+		case ok1 && ok2 && what == "recent":
+			return fmt.Errorf("redislock: forget %q: %w: %v ago, less than %v", task, lock.ErrRecent, d.Round(time.Second), minAge)
+		case ok1 && ok2:
+			return fmt.Errorf("redislock: forget %q: %w (by %q, for %v more)", task, lock.ErrHeld, what, d)
 		}
 	}
 	return fmt.Errorf("redislock: forget %q: unexpected reply %v from the store", task, reply)

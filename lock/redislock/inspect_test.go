@@ -71,8 +71,9 @@ func TestTasksPrefixWithGlobCharacters(t *testing.T) {
 }
 
 // TestTasksMalformedRecords: a record the store answers with in a shape
-// beat never writes is an error naming the key and the field, never a
-// panic, and never a record with a made-up value.
+// beat never writes is listed with an error naming the key and the field,
+// never a panic, never a record with a made-up value; and it hides neither
+// the other records nor keeps them from being repaired.
 func TestTasksMalformedRecords(t *testing.T) {
 	servers(t, func(t *testing.T, c *redis.Client, base string) {
 		cases := []struct {
@@ -89,6 +90,11 @@ func TestTasksMalformedRecords(t *testing.T) {
 			{"run duration not a number", func(p string) { c.HSet(ctx, p+"state:t", "run_token", "9", "run_ms", "abc") }, "state:t", "run_ms"},
 			{"run duration negative", func(p string) { c.HSet(ctx, p+"state:t", "run_token", "9", "run_ms", "-5") }, "state:t", "run_ms"},
 			{"run end not a number", func(p string) { c.HSet(ctx, p+"state:t", "run_token", "9", "run_end", "later") }, "state:t", "run_end"},
+			{"bad field of a held task", func(p string) {
+				c.HSet(ctx, p+"state:t", "tick", "1000", "fence", "5", "key", "t", "run_token", "9", "run_ms", "abc")
+				c.Set(ctx, p+"lock:t", "a", time.Hour)
+				c.Set(ctx, p+"fence:t", "5", time.Hour)
+			}, "state:t", "run_ms"},
 			{"state not a hash", func(p string) { c.Set(ctx, p+"state:t", "x", 0) }, "state:t", ""},
 			{"lock key of another type", func(p string) {
 				c.HSet(ctx, p+"state:t", "tick", "1000", "fence", "5", "key", "t")
@@ -98,14 +104,66 @@ func TestTasksMalformedRecords(t *testing.T) {
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				prefix := fmt.Sprintf("%s%d:", base, i)
-				tc.write(prefix)
+				backdate(t, c, prefix)
 				b := redislock.New(c, redislock.WithKeyPrefix(prefix))
-				recs, now, err := b.Tasks(ctx)
-				if err == nil || recs != nil || !now.IsZero() {
-					t.Fatalf("Tasks = %+v, %v, %v; want an error", recs, now, err)
+				// Good records next to the bad one: one held, one done.
+				held := claimNow(t, b, "good", "a", lock.Forbid)
+				done := claimNow(t, b, "done", "a", lock.Allow)
+				if ok, err := b.ReleaseLease(ctx, done, &lock.RunRecord{Result: lock.RunSucceeded}); !ok || err != nil {
+					t.Fatalf("ReleaseLease = %v, %v", ok, err)
 				}
-				if !strings.Contains(err.Error(), prefix+tc.key) || !strings.Contains(err.Error(), `"`+tc.field+`"`) && tc.field != "" {
-					t.Errorf("Tasks error %q; want it to name the key %s and the field %q", err, prefix+tc.key, tc.field)
+				tc.write(prefix)
+
+				recs, now, err := b.Tasks(ctx)
+				if err != nil || now.IsZero() {
+					t.Fatalf("Tasks = %+v, %v, %v; want the records and the store's clock", recs, now, err)
+				}
+				if got, want := names(recs), []string{"done", "good", "t"}; !slices.Equal(got, want) {
+					t.Fatalf("Tasks = %q; want %q", got, want)
+				}
+				bad := recs[2]
+				if bad.Err == nil {
+					t.Fatalf("bad record = %+v; want an Err", bad)
+				}
+				if msg := bad.Err.Error(); !strings.Contains(msg, prefix+tc.key) || tc.field != "" && !strings.Contains(msg, `"`+tc.field+`"`) {
+					t.Errorf("Err = %q; want it to name the key %s and the field %q", msg, prefix+tc.key, tc.field)
+				}
+				if !bad.LastClaimed.IsZero() || bad.Token != 0 || !bad.LastSkipped.IsZero() || bad.Holder != "" || bad.LockLeft != 0 || bad.LastRun != nil {
+					t.Errorf("bad record = %+v; want only Task and Err", bad)
+				}
+				good, fine := recs[1], recs[0]
+				if good.Err != nil || good.Holder != "a" || good.Token != held.Token || good.LastClaimed.IsZero() || good.LockLeft <= 0 {
+					t.Errorf("good record = %+v; want it held by a under token %d", good, held.Token)
+				}
+				if fine.Err != nil || fine.Token != done.Token || fine.Holder != "" || fine.LastRun == nil || fine.LastRun.Result != lock.RunSucceeded {
+					t.Errorf("done record = %+v; want its claim (token %d) and run", fine, done.Token)
+				}
+
+				// The good tasks can be repaired next to the bad one.
+				if ok, err := b.ForceRelease(ctx, "good", time.Minute); !ok || err != nil {
+					t.Fatalf("ForceRelease(good) = %v, %v; want true", ok, err)
+				}
+				if ok, err := b.RenewLease(ctx, held, time.Minute); ok || err != nil {
+					t.Errorf("RenewLease of the revoked lease = %v, %v; want false", ok, err)
+				}
+				if err := b.Forget(ctx, "good", 0); !errors.Is(err, lock.ErrHeld) {
+					t.Errorf("Forget(good) = %v; want ErrHeld", err)
+				}
+				if err := b.Forget(ctx, "done", time.Hour); !errors.Is(err, lock.ErrRecent) {
+					t.Errorf("Forget(done, 1h) = %v; want ErrRecent", err)
+				}
+				if err := b.Forget(ctx, "done", 0); err != nil {
+					t.Fatalf("Forget(done) = %v", err)
+				}
+				recs, _, err = b.Tasks(ctx)
+				if err != nil || !slices.Equal(names(recs), []string{"good", "t"}) {
+					t.Fatalf("Tasks after the repairs = %q, %v; want [good t]", names(recs), err)
+				}
+				if recs[0].Holder != lock.RevokedOwner || recs[0].Token != held.Token || recs[0].Err != nil {
+					t.Errorf("good record = %+v; want it revoked", recs[0])
+				}
+				if recs[1].Err == nil {
+					t.Errorf("bad record = %+v; want it still listed with its Err", recs[1])
 				}
 			})
 		}
@@ -114,17 +172,30 @@ func TestTasksMalformedRecords(t *testing.T) {
 			c.HSet(ctx, prefix+"state:t", "tick", "1000", "fence", "5")
 			c.HSet(ctx, prefix+"lock:t", "field", "value")
 			b := redislock.New(c, redislock.WithKeyPrefix(prefix))
-			if ok, err := b.ForceRelease(ctx, "t"); err == nil || ok {
+			if ok, err := b.ForceRelease(ctx, "t", time.Minute); err == nil || ok {
 				t.Errorf("ForceRelease = %v, %v; want an error", ok, err)
 			}
-			if err := b.Forget(ctx, "t"); err == nil || errors.Is(err, lock.ErrHeld) {
-				t.Errorf("Forget = %v; want a store error", err)
+			for _, minAge := range []time.Duration{0, time.Hour} {
+				if err := b.Forget(ctx, "t", minAge); err == nil || errors.Is(err, lock.ErrHeld) || errors.Is(err, lock.ErrRecent) {
+					t.Errorf("Forget(%v) = %v; want a store error", minAge, err)
+				}
 			}
 			if n := c.HLen(ctx, prefix+"state:t").Val(); n != 2 {
 				t.Errorf("state holds %d fields after the failed Forget; want 2", n)
 			}
+			if typ := c.Type(ctx, prefix+"lock:t").Val(); typ != "hash" {
+				t.Errorf("lock key is a %s after the failed ForceRelease; want it left a hash", typ)
+			}
 		})
 	})
+}
+
+func names(recs []lock.TaskRecord) []string {
+	var n []string
+	for _, r := range recs {
+		n = append(n, r.Task)
+	}
+	return n
 }
 
 // TestStateLayout pins the fields of the documented state hash: the claim
@@ -165,18 +236,46 @@ func TestStateLayout(t *testing.T) {
 		if h["run_end"] == "" {
 			t.Error("state has no run_end")
 		}
-		if err := b.Forget(ctx, "t"); err != nil {
+		if err := b.Forget(ctx, "t", time.Hour); !errors.Is(err, lock.ErrRecent) {
+			t.Fatalf("Forget of a tick a second old, minimum age 1h = %v; want ErrRecent", err)
+		}
+		if err := b.Forget(ctx, "t", 0); err != nil {
 			t.Fatal(err)
 		}
 		if h := c.HGetAll(ctx, state).Val(); len(h) != 1 || h["fence"] != fmt.Sprint(l.Token) {
 			t.Errorf("state after Forget = %v; want only the fence %d", h, l.Token)
+		}
+
+		// ForceRelease revokes: the lock key holds lock.RevokedOwner, and
+		// the fence key the claim's token, both for the hold; the key
+		// leaves its owner's index, and no index is made for RevokedOwner.
+		r := claimNow(t, b, "r", "pod 1", lock.Forbid)
+		if ok, err := b.ForceRelease(ctx, "r", 30*time.Second); !ok || err != nil {
+			t.Fatalf("ForceRelease = %v, %v; want true", ok, err)
+		}
+		for key, want := range map[string]string{prefix + "lock:r": lock.RevokedOwner, prefix + "fence:r": fmt.Sprint(r.Token)} {
+			if v := c.Get(ctx, key).Val(); v != want {
+				t.Errorf("GET %s = %q after ForceRelease; want %q", key, v, want)
+			}
+			if d := c.PTTL(ctx, key).Val(); d <= 29*time.Second || d > 30*time.Second {
+				t.Errorf("PTTL %s = %v after ForceRelease; want the hold, 30s", key, d)
+			}
+		}
+		if err := c.ZRank(ctx, prefix+"owner:pod 1", "r").Err(); !errors.Is(err, redis.Nil) {
+			t.Errorf("ZRANK of r in the owner's index = %v; want it gone", err)
+		}
+		if n := c.Exists(ctx, prefix+"owner:"+lock.RevokedOwner).Val(); n != 0 {
+			t.Errorf("an owner index for %q exists", lock.RevokedOwner)
+		}
+		if h := c.HGetAll(ctx, prefix+"state:r").Val(); h["fence"] != fmt.Sprint(r.Token) || h["key"] != "r" || h["tick"] == "" {
+			t.Errorf("state after ForceRelease = %v; want the claim kept", h)
 		}
 	})
 }
 
 // TestRecordWithoutLeaseKey: a claim record written before records kept
 // their lease key (an older beat) still shows its holder and can be
-// force-released, under Forbid and Replace where the key is the task's name.
+// revoked, under Forbid and Replace where the key is the task's name.
 func TestRecordWithoutLeaseKey(t *testing.T) {
 	servers(t, func(t *testing.T, c *redis.Client, prefix string) {
 		backdate(t, c, prefix)
@@ -187,11 +286,24 @@ func TestRecordWithoutLeaseKey(t *testing.T) {
 		if err != nil || len(recs) != 1 || recs[0].Holder != "a" || recs[0].Token != l.Token {
 			t.Fatalf("Tasks = %+v, %v; want t held by a", recs, err)
 		}
-		if err := b.Forget(ctx, "t"); !errors.Is(err, lock.ErrHeld) {
+		if err := b.Forget(ctx, "t", 0); !errors.Is(err, lock.ErrHeld) {
 			t.Errorf("Forget = %v; want ErrHeld", err)
 		}
-		if ok, err := b.ForceRelease(ctx, "t"); !ok || err != nil {
+		if ok, err := b.ForceRelease(ctx, "t", time.Minute); !ok || err != nil {
 			t.Errorf("ForceRelease = %v, %v; want true", ok, err)
+		}
+		recs, _, err = b.Tasks(ctx)
+		if err != nil || len(recs) != 1 || recs[0].Holder != lock.RevokedOwner || recs[0].Token != l.Token {
+			t.Fatalf("Tasks = %+v, %v; want t revoked", recs, err)
+		}
+		if ok, err := b.RenewLease(ctx, l, time.Minute); ok || err != nil {
+			t.Errorf("RenewLease = %v, %v; want false", ok, err)
+		}
+		if res, err := b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: time.UnixMilli(c.Time(ctx).Val().UnixMilli()), Owner: "b", TTL: time.Minute, MaxSkew: time.Second}); err != nil || res.Outcome != lock.Busy {
+			t.Errorf("Forbid claim while revoked = %+v, %v; want busy", res, err)
+		}
+		if err := b.Forget(ctx, "t", 0); !errors.Is(err, lock.ErrHeld) {
+			t.Errorf("Forget while revoked = %v; want ErrHeld", err)
 		}
 		if n, err := b.ReleaseAll(ctx, "a"); n != 0 || err != nil {
 			t.Errorf("ReleaseAll = %d, %v; want 0", n, err)

@@ -303,10 +303,15 @@ for _, k in ipairs(KEYS) do
   local t = redis.call('TYPE', k)
   if type(t) == 'table' then t = t.ok end
   if t == 'hash' then
-    local owner, key = last_lock(k, string.sub(k, #ARGV[1] + 1), ARGV[2], ARGV[3])
-    local left = 0
-    if owner then left = redis.call('PTTL', ARGV[2] .. key) end
-    table.insert(out, {k, 'hash', redis.call('HGETALL', k), owner or '', left})
+    -- A lock key of another type spoils this record only.
+    local ok, owner, key = pcall(last_lock, k, string.sub(k, #ARGV[1] + 1), ARGV[2], ARGV[3])
+    if not ok then
+      table.insert(out, {k, 'error', tostring(owner)})
+    else
+      local left = 0
+      if owner then left = redis.call('PTTL', ARGV[2] .. key) end
+      table.insert(out, {k, 'hash', redis.call('HGETALL', k), owner or '', left})
+    end
   elseif t ~= 'none' then
     table.insert(out, {k, 'type', t})
   end
@@ -314,25 +319,34 @@ end
 return out
 `)
 
-// KEYS: state. ARGV: task, lock, fence and owner index key prefixes.
-// Frees the live lock of the task's last claim and drops it from its
-// owner's index; returns 1 if it did, else 0.
+// KEYS: state. ARGV: task, lock, fence and owner index key prefixes, hold
+// ms, lock.RevokedOwner.
+// forceReleaseScript revokes the live lock of the task's last claim:
+// RevokedOwner holds it (and its fence, so that it still reads as that
+// claim's) for ARGV[5] ms, and it leaves its owner's index; returns 1 if
+// there was one, else 0.
 var forceReleaseScript = redis.NewScript(lastLock + `
 local owner, key = last_lock(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 if not owner then return 0 end
-redis.call('DEL', ARGV[2] .. key, ARGV[3] .. key)
+redis.call('SET', ARGV[2] .. key, ARGV[6], 'PX', ARGV[5])
+redis.call('PEXPIRE', ARGV[3] .. key, ARGV[5])
 redis.call('ZREM', ARGV[4] .. owner, key)
 return 1
 `)
 
-// KEYS: state. ARGV: task, lock and fence key prefixes.
-// Deletes the task's records but its fence; returns {} when it did, or
-// {holder, lock ttl ms} while the lock of its last claim is live.
+// KEYS: state. ARGV: task, lock and fence key prefixes, min age ms.
+// forgetScript deletes a task's record but its fence, unless the last
+// claim's lock is live ({owner, pttl}) or its last decided tick is less
+// than ARGV[4] ms old ({'recent', age ms}).
 var forgetScript = redis.NewScript(lastLock + `
 local owner, key = last_lock(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 if owner then return {owner, redis.call('PTTL', ARGV[2] .. key)} end
-local fence = redis.call('HGET', KEYS[1], 'fence')
+local st = redis.call('HMGET', KEYS[1], 'tick', 'busy', 'fence')
+local last = math.max(tonumber(st[1]) or 0, tonumber(st[2]) or 0)
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if last > 0 and now - last < tonumber(ARGV[4]) then return {'recent', now - last} end
 redis.call('DEL', KEYS[1])
-if fence then redis.call('HSET', KEYS[1], 'fence', fence) end
+if st[3] then redis.call('HSET', KEYS[1], 'fence', st[3]) end
 return {}
 `)
