@@ -1,0 +1,80 @@
+package pglock
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Transactions. A pipeline sends several statements and one Sync: one round
+// trip. Wrapped in BEGIN ISOLATION LEVEL READ COMMITTED ... COMMIT, it is
+// one transaction whatever the database's default isolation, and each
+// statement reads a fresh snapshot, so one that follows a SELECT ... FOR
+// UPDATE sees what the transaction it waited for committed.
+
+const beginRC = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+// txConn is a connection in a transaction begun by a pipeline.
+type txConn struct{ *pgxpool.Conn }
+
+// acquire takes a connection from the pool; release must follow.
+func (b *Backend) acquire(ctx context.Context) (txConn, error) {
+	c, err := b.pool.Acquire(ctx)
+	return txConn{c}, err
+}
+
+// release ends a transaction left open by an error, and returns the
+// connection to the pool (which closes it if the transaction could not be
+// ended, or if an error left the connection unusable).
+func (c txConn) release() {
+	if s := c.Conn.Conn().PgConn().TxStatus(); s == 'T' || s == 'E' {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.Exec(ctx, `ROLLBACK`)
+		cancel()
+	}
+	c.Release()
+}
+
+// pipeline runs batch on c and reads its results with read, one call per
+// queued statement in order (a statement read with nothing: Exec). It
+// returns the first error.
+func pipeline(ctx context.Context, c txConn, batch *pgx.Batch, read func(br pgx.BatchResults) error) error {
+	br := c.SendBatch(ctx, batch)
+	err := read(br)
+	return errors.Join(err, br.Close())
+}
+
+// inTx runs the statements that queue queues as one READ COMMITTED
+// transaction in one round trip, reading their results with read.
+func (b *Backend) inTx(ctx context.Context, queue func(*pgx.Batch), read func(br pgx.BatchResults) error) error {
+	c, err := b.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release()
+	batch := &pgx.Batch{}
+	batch.Queue(beginRC)
+	queue(batch)
+	batch.Queue(`COMMIT`)
+	return pipeline(ctx, c, batch, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if err := read(br); err != nil {
+			return err
+		}
+		return commit(br)
+	})
+}
+
+// commit reads the result of a queued COMMIT.
+func commit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err == nil && tag.String() != "COMMIT" {
+		err = errors.New("the transaction was rolled back")
+	}
+	return err
+}
