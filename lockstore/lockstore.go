@@ -17,11 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/beatlock/beat/config"
 	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/lock/memlock"
+	"github.com/beatlock/beat/lock/pglock"
 	"github.com/beatlock/beat/lock/redislock"
 )
 
@@ -34,6 +37,7 @@ type Store struct {
 	lock.Store
 	// Inspector reads and repairs its records (beat status).
 	Inspector lock.Inspector
+	migrate   func(context.Context) error
 	close     func() error
 }
 
@@ -56,15 +60,43 @@ func Open(l config.Lock) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts := []redislock.Option{redislock.WithKeyPrefix(l.Redis.KeyPrefix)}
+		// A claim waits for min_replicas at most a tenth of its ttl (the
+		// run starts later by as much), and never more than 2s.
+		opts := []redislock.Option{redislock.WithKeyPrefix(l.Redis.KeyPrefix),
+			redislock.WithMinReplicas(l.Redis.MinReplicas, min(l.TTL/10, 2*time.Second))}
 		b := redislock.New(client, opts...)
 		if err := b.Err(); err != nil {
 			client.Close()
 			return nil, err
 		}
 		return &Store{Store: b, Inspector: b, close: client.Close}, nil
+	case "postgres":
+		pc, err := pgxpool.ParseConfig(l.Postgres.URL)
+		if err != nil {
+			// pgx's parse errors quote the URL, password and all.
+			return nil, errors.New("lock.postgres.url: not a valid PostgreSQL connection URL")
+		}
+		pool, err := pgxpool.NewWithConfig(context.Background(), pc) // connects lazily
+		if err != nil {
+			return nil, fmt.Errorf("lock.postgres.url: %w", err)
+		}
+		b := pglock.New(pool, pglock.WithTable(l.Postgres.Table))
+		if err := b.Err(); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return &Store{Store: b, Inspector: b, migrate: b.Migrate, close: func() error { pool.Close(); return nil }}, nil
 	}
-	return nil, fmt.Errorf("lock.backend %q is not supported by this build", l.Backend)
+	return nil, fmt.Errorf("unknown lock.backend %q", l.Backend)
+}
+
+// Migrate creates the store's schema where it has one (PostgreSQL's
+// tables); it is idempotent, and a no-op for the stores without.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.migrate == nil {
+		return nil
+	}
+	return s.migrate(ctx)
 }
 
 // Check asks the store once, as every claim will. It returns nil when the
@@ -82,6 +114,9 @@ func Check(ctx context.Context, s *Store, l config.Lock, log *slog.Logger) error
 		}
 		return nil
 	}
+	if errors.Is(err, pglock.ErrNoSchema) {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if setting := refusal(err, l); setting != "" {
 		return fmt.Errorf("%w: %s: %w", ErrConfig, setting, err)
 	}
@@ -97,14 +132,30 @@ func refusal(err error, l config.Lock) string {
 	var record tls.RecordHeaderError
 	var alert tls.AlertError
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &verify):
-		return "the server's TLS certificate is not trusted: check lock.redis.tls.ca_file (the CA that signed it)"
+	// A CertificateVerificationError wraps the HostnameError: the name
+	// first.
 	case errors.As(err, &hostname):
 		return "the server's TLS certificate is for another name: check the host, or set lock.redis.tls.server_name"
+	case errors.As(err, &unknownCA), errors.As(err, &verify):
+		return "the server's TLS certificate is not trusted: check lock.redis.tls.ca_file (the CA that signed it)"
 	case errors.As(err, &record):
 		return "the server does not speak TLS: use redis:// and no lock.redis.tls, or enable TLS on the server"
-	case errors.As(err, &alert):
+	case errors.As(err, &alert),
+		// The server's TLS alert, as a TCP connection reports it (an
+		// unexported type of crypto/tls).
+		strings.Contains(err.Error(), "remote error: tls:"):
 		return "the server refused the TLS handshake (does it require a client certificate? see lock.redis.tls.cert_file and key_file)"
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return "the database refused the user or password: check lock.postgres.url (or BEAT_POSTGRES_URL)"
+		case "3D000": // invalid_catalog_name
+			return "the database named in lock.postgres.url does not exist"
+		case "42501": // insufficient_privilege
+			return "the database user may not use beat's tables: grant it SELECT, INSERT, UPDATE, DELETE on them (and run `beat migrate` as a user that may create them)"
+		}
 	}
 	msg := err.Error()
 	switch {
@@ -113,7 +164,7 @@ func refusal(err error, l config.Lock) string {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
 		return "the server refused the username or password: check lock.redis.username and lock.redis.password (or BEAT_REDIS_PASSWORD, or the URL's)"
 	case strings.Contains(msg, "NOPERM"):
-		return fmt.Sprintf("the Redis user may not run what beat needs: grant it at least +@scripting +info (if allowed) and the keys ~%s*", l.Redis.KeyPrefix)
+		return fmt.Sprintf("the Redis user may not run what beat needs on its keys: see the README's ACL line (keys ~%s*)", l.Redis.KeyPrefix)
 	case strings.Contains(msg, "MOVED"), strings.Contains(msg, "CROSSSLOT"):
 		return "the server is a Redis Cluster node: set lock.redis.mode: cluster and list the nodes in lock.redis.addrs"
 	}

@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -25,6 +26,9 @@ type Server struct {
 	port int
 	args []string
 	log  string
+	pre  []string    // arguments before the port's: a config file, --sentinel
+	tls  *tls.Config // for a server that listens with TLS only (StartTLSServer)
+	bus  bool        // a Cluster node, which also listens on port+10000
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -38,19 +42,32 @@ type Server struct {
 // see Client) when redis-server is not installed.
 func StartServer(t testing.TB, dir string, args ...string) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		msg := "redis-server is not installed: " + err.Error()
+	return startServer(t, &Server{args: args, log: filepath.Join(dir, "redis.log")})
+}
+
+// need skips the test (fails it, if required: see Client) when the program
+// is not installed.
+func need(t testing.TB, program string) {
+	t.Helper()
+	if _, err := exec.LookPath(program); err != nil {
+		msg := program + " is not installed: " + err.Error()
 		if os.Getenv("BEAT_TEST_REDIS_REQUIRED") == "1" {
 			t.Fatal(msg + "; BEAT_TEST_REDIS_REQUIRED=1 makes this a failure")
 		}
 		t.Skip(msg)
 	}
-	s := &Server{t: t, args: args, log: filepath.Join(dir, "redis.log")}
+}
+
+// startServer starts s, whose log and options are set, on a free port.
+func startServer(t testing.TB, s *Server) *Server {
+	t.Helper()
+	need(t, "redis-server")
+	s.t = t
 	t.Cleanup(s.Kill)
 	var err error
 	for range 10 {
 		s.port = 20000 + rand.IntN(12000)
-		if !portFree(s.port) {
+		if !portFree(s.port) || (s.bus && !portFree(s.port+10000)) {
 			continue
 		}
 		if err = s.start(); err == nil {
@@ -76,8 +93,12 @@ func (s *Server) start() error {
 		return err
 	}
 	defer f.Close()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", filepath.Dir(s.log)}, s.args...)
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(append(append(s.pre[:len(s.pre):len(s.pre)], port...),
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", filepath.Dir(s.log)), s.args...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -94,7 +115,7 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server on port %d exited: %v", s.port, cmd.ProcessState)
 		default:
 		}
-		if err = ping(s.Addr()); err == nil {
+		if err = ping(s.Addr(), s.tls); err == nil {
 			return nil
 		}
 	}
@@ -104,9 +125,16 @@ func (s *Server) start() error {
 
 // ping checks that the server answers, by hand: a go-redis client would log
 // each refused connection while the server starts. A server that asks for
-// a password answers too (NOAUTH).
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// a password answers too (NOAUTH). tlsConfig, when set, is the client's
+// TLS configuration.
+func ping(addr string, tlsConfig *tls.Config) error {
+	var c net.Conn
+	var err error
+	if tlsConfig != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, tlsConfig)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -147,13 +175,25 @@ func (s *Server) Restart() {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL is the server's redis:// URL, database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
+
+// URL is the server's redis:// URL, database 0; rediss:// for a TLS server.
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
 
 // Client returns a new client of the server, without retries; the caller
-// closes it.
+// closes it. A TLS server's client trusts its CA and has a client
+// certificate.
 func (s *Server) Client(opts ...func(*redis.Options)) *redis.Client {
 	o := &redis.Options{Addr: s.Addr(), MaxRetries: -1}
+	if s.tls != nil {
+		o.TLSConfig = s.tls.Clone()
+	}
 	for _, f := range opts {
 		f(o)
 	}

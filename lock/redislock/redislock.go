@@ -14,6 +14,8 @@
 // single node's *redis.Client (Cluster, Ring) a prefix without a hash tag is
 // a configuration error, returned by every call. Scripts use TIME before
 // writing, which needs Redis 5 or later.
+//
+// WithMinReplicas makes a granted claim wait (WAIT) until replicas hold it.
 package redislock
 
 import (
@@ -45,6 +47,9 @@ type Backend struct {
 	client redis.UniversalClient
 	prefix string
 	err    error // configuration error, returned by every call
+
+	minReplicas int           // replicas a claim waits for (WithMinReplicas)
+	waitTimeout time.Duration // how long it waits for them at most
 }
 
 // Option configures a Backend.
@@ -70,6 +75,9 @@ func New(client redis.UniversalClient, opts ...Option) *Backend {
 	if _, single := client.(*redis.Client); !single && !HasHashTag(b.prefix) {
 		b.err = fmt.Errorf("%w: key prefix %q has no hash tag, so on a sharded client (%T) the keys of one lock "+
 			"operation could fall in different slots; use a prefix like \"{beat}:\"", ErrConfig, b.prefix, client)
+	}
+	if b.err == nil {
+		b.err = b.checkReplicas()
 	}
 	return b
 }
@@ -210,8 +218,16 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	if b.err != nil {
 		return lock.ClaimResult{}, b.err
 	}
+	if b.minReplicas > 0 {
+		return b.claimReplicated(ctx, req)
+	}
+	return b.claim(ctx, b.client, req)
+}
+
+// claim runs the claim script on s.
+func (b *Backend) claim(ctx context.Context, s redis.Scripter, req lock.ClaimRequest) (lock.ClaimResult, error) {
 	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
-	reply, err := claimScript.Run(ctx, b.client,
+	reply, err := claimScript.Run(ctx, s,
 		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key),
 			b.epochKey(), b.epochServerKey(), b.epochGuardKey()},
 		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session, ms(req.MaxSkew),
