@@ -79,8 +79,7 @@ type command struct {
 	summary  string // what it does, for `beat NAME --help`
 }
 
-// commands are beat's commands in the order the usage lists them. status
-// is listed ahead of its implementation.
+// commands are beat's commands in the order the usage lists them.
 var commands = []command{
 	{"run", "[--config FILE] [--log-format text|json] [--log-level debug|info|warn|error]",
 		"Runs the schedule until SIGTERM or SIGINT, each tick once across all replicas."},
@@ -88,8 +87,10 @@ var commands = []command{
 		"Checks the schedule: exit 0 when it is valid (warnings on stderr), 1 with every\nproblem on stderr as FILE:LINE: message."},
 	{"next", "[--config FILE] [--count N]",
 		"Prints the next N fire times of each task, in its zone and in UTC."},
-	{"status", "[--config FILE] [--json] [--release TASK] [--prune] [--yes]",
-		"Prints the tasks' records in the lock store; --release TASK frees a stuck lock and\n--prune removes the records of tasks no longer in the schedule, each asking first\nunless --yes."},
+	{"status", "[--config FILE] [--json] [--release TASK] [--prune [--min-age DURATION]] [--yes]",
+		"Prints each task's record in the lock store: holder, last claim and fencing token,\nlast run. --release TASK revokes a stuck lock (the task is free a lock ttl later);\n--prune removes the records of tasks no longer in the schedule. Both ask first\nunless --yes."},
+	{"migrate", "[--config FILE]",
+		"Creates the lock store's tables (lock.backend postgres); safe to run again."},
 	{"version", "", "Prints the build's version; beat --version does the same."},
 	{"help", "[COMMAND]", "Prints beat's usage, or the help of COMMAND; beat COMMAND --help does the same."},
 }
@@ -113,7 +114,8 @@ func usage() string {
 	b.WriteString(`
 beat --version is beat version; beat COMMAND --help prints COMMAND's flags.
 --config defaults to $BEAT_CONFIG, else ./schedule.yaml.
-Environment: BEAT_CONFIG, BEAT_INSTANCE_ID, BEAT_LOCK_BACKEND, BEAT_REDIS_URL.
+Environment: BEAT_CONFIG, BEAT_INSTANCE_ID, BEAT_HTTP_LISTEN, BEAT_LOCK_BACKEND,
+BEAT_REDIS_URL, BEAT_REDIS_PASSWORD, BEAT_POSTGRES_URL.
 `)
 	return b.String()
 }
@@ -159,6 +161,8 @@ func (e *env) dispatch(ctx context.Context, cmd string, args []string) (code int
 		return e.next(args), true
 	case "status":
 		return e.status(ctx, args), true
+	case "migrate":
+		return e.migrate(ctx, args), true
 	case "version":
 		return e.version(args), true
 	case "help":

@@ -12,8 +12,7 @@ import (
 
 // openStore opens the configured lock store and checks it once: a store
 // that refuses beat's credentials or TLS is an error (lockstore.ErrConfig);
-// one that does not answer yet is not, since every claim retries, and is
-// logged.
+// one that does not answer yet is not, since every claim retries.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*lockstore.Store, error) {
 	if cfg.Lock.Backend == "redis" {
 		// Process-wide, like the flag and signal handling of Main.
@@ -23,12 +22,11 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*lock
 	if err != nil {
 		return nil, err
 	}
-	switch err := lockstore.Check(ctx, s, cfg.Lock, log); {
-	case errors.Is(err, lockstore.ErrConfig):
+	// A store that does not answer is said by whoever uses it next: the
+	// scheduler's first call, or beat status's.
+	if err := lockstore.Check(ctx, s, cfg.Lock, log); errors.Is(err, lockstore.ErrConfig) {
 		s.Close()
 		return nil, err
-	case err != nil:
-		log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim before their starting deadline are skipped", "err", err)
 	}
 	return s, nil
 }

@@ -60,6 +60,7 @@ var commandsUnderTest = []struct {
 	{"validate", []string{"validate", "--config", "testdata/good.yaml"}},
 	{"next", []string{"next", "--config", "testdata/good.yaml", "--count", "2"}},
 	{"status", []string{"status", "--config", "testdata/good.yaml", "--json"}},
+	{"migrate", []string{"migrate", "--config", "testdata/good.yaml"}},
 	{"version", []string{"version"}},
 	{"help", []string{"help", "run"}},
 }
@@ -144,7 +145,8 @@ func TestUsageHelp(t *testing.T) {
 		"\n  beat run      [--config FILE] [--log-format text|json] [--log-level debug|info|warn|error]\n",
 		"\n  beat validate [--config FILE]\n",
 		"\n  beat next     [--config FILE] [--count N]\n",
-		"\n  beat status   [--config FILE] [--json] [--release TASK] [--prune] [--yes]\n",
+		"\n  beat status   [--config FILE] [--json] [--release TASK] [--prune [--min-age DURATION]] [--yes]\n",
+		"\n  beat migrate  [--config FILE]\n",
 		"\n  beat version\n",
 		"\n  beat help     [COMMAND]\n",
 		"--version",

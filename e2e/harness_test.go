@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/beatlock/beat/internal/beatbin"
+	"github.com/beatlock/beat/internal/pgtest"
 	"github.com/beatlock/beat/internal/redistest"
 )
 
@@ -213,6 +214,7 @@ func (r *replica) waitLog(msg string, d time.Duration) (logLine, bool) {
 
 // clusterConfig is the part of schedule.yaml a scenario chooses.
 type clusterConfig struct {
+	backend         string // "redis" (default) or "postgres"
 	ttl, renew      time.Duration
 	shutdownTimeout time.Duration // default 10s
 	maxClockSkew    time.Duration // lock.max_clock_skew; zero leaves beat's default (2s)
@@ -226,7 +228,8 @@ type cluster struct {
 	name    string
 	dir     string
 	cfg     clusterConfig
-	redis   *redistest.Server
+	redis   *redistest.Server // the redis backend's server
+	table   string            // the postgres backend's tables
 	prefix  string
 	runFile string // where the tasks record their runs
 	config  string // the schedule file
@@ -275,9 +278,22 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		runFile: filepath.Join(dir, "runs.log"),
 		config:  filepath.Join(dir, "schedule.yaml"),
 	}
-	c.redis = redistest.StartServer(t, dir)
+	switch cfg.backend {
+	case "", "redis":
+		c.redis = redistest.StartServer(t, dir)
+	case "postgres":
+		pgtest.Config(t) // skips (or fails, if required) without PostgreSQL
+		c.table = pgtest.Table(t)
+	default:
+		t.Fatalf("unknown backend %q", cfg.backend)
+	}
 	if err := os.WriteFile(c.config, []byte(c.scheduleYAML()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if c.table != "" {
+		if out, err := exec.Command(beatBin, "migrate", "--config", c.config).CombinedOutput(); err != nil {
+			t.Fatalf("beat migrate: %v\n%s", err, out)
+		}
 	}
 	c.watch = watchRuns(c.runFile)
 	t.Cleanup(c.cleanup)
@@ -286,12 +302,20 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 
 func (c *cluster) scheduleYAML() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "timezone: UTC\nshutdown_timeout: %s\nlock:\n  backend: redis\n  ttl: %s\n  renew_interval: %s\n",
-		c.cfg.shutdownTimeout, c.cfg.ttl, c.cfg.renew)
+	backend := "redis"
+	if c.table != "" {
+		backend = "postgres"
+	}
+	fmt.Fprintf(&b, "timezone: UTC\nshutdown_timeout: %s\nlock:\n  backend: %s\n  ttl: %s\n  renew_interval: %s\n",
+		c.cfg.shutdownTimeout, backend, c.cfg.ttl, c.cfg.renew)
 	if c.cfg.maxClockSkew > 0 {
 		fmt.Fprintf(&b, "  max_clock_skew: %s\n", c.cfg.maxClockSkew)
 	}
-	fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.URL(), c.prefix)
+	if c.table != "" {
+		fmt.Fprintf(&b, "  postgres:\n    url: %q\n    table: %q\ntasks:\n", pgtest.URL(), c.table)
+	} else {
+		fmt.Fprintf(&b, "  redis:\n    url: %q\n    key_prefix: %q\ntasks:\n", c.redis.URL(), c.prefix)
+	}
 	for _, ts := range c.cfg.tasks {
 		fmt.Fprintf(&b, "  - name: %q\n    schedule: %q\n    task: exec\n    concurrency_policy: %s\n    timeout: 1m\n",
 			ts.Name, ts.Schedule, ts.Policy)

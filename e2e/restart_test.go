@@ -11,10 +11,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/beatlock/beat/internal/pgtest"
 )
+
+// The scenarios of replicas going away run on each store that keeps locks
+// across processes.
+var backends = []string{"redis", "postgres"}
 
 func TestCrash(t *testing.T) {
 	t.Parallel()
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			crash(t, backend)
+		})
+	}
+}
+
+func crash(t *testing.T, backend string) {
 	const ttl = 2 * time.Second
 	var tasks []taskSpec
 	for i := 1; i <= 6; i++ {
@@ -32,7 +47,7 @@ func TestCrash(t *testing.T) {
 		taskSpec{Name: "every3s-runs5s-bg", Schedule: "@every 3s", Period: 3 * time.Second, Sleep: 5 * time.Second,
 			Policy: "Forbid", Background: true})
 	long := map[string]bool{"every2s-runs7s": true, "every3s-runs5s-bg": true}
-	c := newCluster(t, clusterConfig{ttl: ttl, renew: 600 * time.Millisecond, tasks: tasks})
+	c := newCluster(t, clusterConfig{backend: backend, ttl: ttl, renew: 600 * time.Millisecond, tasks: tasks})
 	c.startN(3)
 	up := time.Now()
 	end := up.Add(runFor(30 * time.Second))
@@ -130,6 +145,15 @@ func (c *cluster) running(tasks map[string]bool) []*replica {
 
 func TestRollingRestart(t *testing.T) {
 	t.Parallel()
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			rollingRestart(t, backend)
+		})
+	}
+}
+
+func rollingRestart(t *testing.T, backend string) {
 	tasks := []taskSpec{
 		every("quick-1", time.Second, 0, "Forbid"),
 		every("quick-2", time.Second, 0, "Forbid"),
@@ -138,7 +162,7 @@ func TestRollingRestart(t *testing.T) {
 		every("every2s-runs1s", 2*time.Second, time.Second, "Forbid"),
 		cronEvery("cron3s", 3, 0, "Forbid"),
 	}
-	c := newCluster(t, clusterConfig{ttl: 3 * time.Second, renew: time.Second, shutdownTimeout: 10 * time.Second, tasks: tasks})
+	c := newCluster(t, clusterConfig{backend: backend, ttl: 3 * time.Second, renew: time.Second, shutdownTimeout: 10 * time.Second, tasks: tasks})
 	c.startN(3)
 	up := time.Now()
 	end := up.Add(runFor(30 * time.Second))
@@ -183,9 +207,16 @@ func TestRollingRestart(t *testing.T) {
 
 // onlyRecordsLeft fails the test for every key of the cluster but the
 // tasks' claim records ("state:<task>") and the store's epoch ("epoch",
-// and "epoch:<what>" beside it, such as the server that began it).
+// and "epoch:<what>" beside it, such as the server that began it); on
+// PostgreSQL, for every live lock.
 func (c *cluster) onlyRecordsLeft() {
 	c.t.Helper()
+	if c.table != "" {
+		for _, l := range c.pgLocks() {
+			c.t.Errorf("after every replica stopped: lock %q of %q is left", l[0], l[1])
+		}
+		return
+	}
 	for _, k := range c.keys() {
 		if rest := strings.TrimPrefix(k, c.prefix); !strings.HasPrefix(rest, "state:") && rest != "epoch" && !strings.HasPrefix(rest, "epoch:") {
 			c.t.Errorf("after every replica stopped: key %q is left", k)
@@ -210,6 +241,15 @@ func names(ids map[string]bool, v string) bool {
 // them that still names a live lock of that owner.
 func (c *cluster) keysOf(ids map[string]bool) []string {
 	c.t.Helper()
+	if c.table != "" {
+		var problems []string
+		for _, l := range c.pgLocks() {
+			if names(ids, l[1]) {
+				problems = append(problems, fmt.Sprintf("lock %q is held by %q, which names a stopped instance", l[0], l[1]))
+			}
+		}
+		return problems
+	}
 	ctx := context.Background()
 	rc := c.redis.Client()
 	defer rc.Close()
@@ -352,4 +392,29 @@ func TestSharedInstanceID(t *testing.T) {
 	if n := len(c.logsOf("lock was no longer ours at release")); n > 0 {
 		t.Errorf("%d runs found their lock gone at release: another process released it", n)
 	}
+}
+
+// pgLocks returns the live locks of the postgres backend's table, as
+// {key, owner}.
+func (c *cluster) pgLocks() [][2]string {
+	c.t.Helper()
+	pool := pgtest.Pool(c.t)
+	rows, err := pool.Query(context.Background(), fmt.Sprintf(
+		"SELECT convert_from(key, 'UTF8'), convert_from(owner, 'UTF8') FROM %s WHERE expires > clock_timestamp()", c.table))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var l [2]string
+		if err := rows.Scan(&l[0], &l[1]); err != nil {
+			c.t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		c.t.Fatal(err)
+	}
+	return out
 }
