@@ -59,6 +59,11 @@ var (
 	// be renewed, or its lease ran out on the local clock before a renewal
 	// came through: another replica may now hold the task.
 	ErrLost = errors.New("lock: lease lost")
+	// ErrRefused marks a store error that says the store refuses this
+	// client as configured (credentials, permissions, TLS), rather than
+	// that it could not be reached: retrying does not help until the
+	// configuration is fixed.
+	ErrRefused = errors.New("lock: the store refuses this client")
 )
 
 // CheckKey returns ErrInvalidKey when key is empty. Backends share these

@@ -69,7 +69,7 @@ func Open(l config.Lock) (*Store, error) {
 			client.Close()
 			return nil, err
 		}
-		return &Store{Store: b, Inspector: b, close: client.Close}, nil
+		return &Store{Store: refusing{b, l}, Inspector: b, close: client.Close}, nil
 	case "postgres":
 		pc, err := pgxpool.ParseConfig(l.Postgres.URL)
 		if err != nil {
@@ -85,7 +85,7 @@ func Open(l config.Lock) (*Store, error) {
 			pool.Close()
 			return nil, err
 		}
-		return &Store{Store: b, Inspector: b, migrate: b.Migrate, close: func() error { pool.Close(); return nil }}, nil
+		return &Store{Store: refusing{b, l}, Inspector: b, migrate: b.Migrate, close: func() error { pool.Close(); return nil }}, nil
 	}
 	return nil, fmt.Errorf("unknown lock.backend %q", l.Backend)
 }
@@ -114,11 +114,8 @@ func Check(ctx context.Context, s *Store, l config.Lock, log *slog.Logger) error
 		}
 		return nil
 	}
-	if errors.Is(err, pglock.ErrNoSchema) {
+	if errors.Is(err, pglock.ErrNoSchema) || errors.Is(err, lock.ErrRefused) {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if setting := refusal(err, l); setting != "" {
-		return fmt.Errorf("%w: %s: %w", ErrConfig, setting, err)
 	}
 	return err
 }
@@ -159,7 +156,10 @@ func refusal(err error, l config.Lock) string {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "NOAUTH"):
+	case strings.Contains(msg, "NOAUTH"),
+		// Redis refuses a large request from a client that has not
+		// authenticated with a protocol error of its own.
+		strings.Contains(msg, "Protocol error: unauthenticated"):
 		return "the server requires a password: set lock.redis.password (or BEAT_REDIS_PASSWORD), or put it in lock.redis.url"
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "invalid username-password"):
 		return "the server refused the username or password: check lock.redis.username and lock.redis.password (or BEAT_REDIS_PASSWORD, or the URL's)"
@@ -174,7 +174,7 @@ func refusal(err error, l config.Lock) string {
 // checkRedisInfo warns when the Redis user may not run INFO, with which
 // beat tells a restarted or failed-over server (and its lost records).
 func checkRedisInfo(ctx context.Context, s *Store, log *slog.Logger) {
-	b, ok := s.Store.(*redislock.Backend)
+	b, ok := s.Inspector.(*redislock.Backend)
 	if !ok {
 		return
 	}
@@ -252,4 +252,47 @@ func redisTLS(r config.Redis) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// refusing marks the errors of a store that refuses beat as configured
+// with lock.ErrRefused, so that the scheduler says so once a minute rather
+// than at every claim.
+type refusing struct {
+	lock.Store
+	l config.Lock
+}
+
+func (r refusing) mark(err error) error {
+	if err == nil {
+		return nil
+	}
+	if setting := refusal(err, r.l); setting != "" {
+		return fmt.Errorf("%w: %s: %w", lock.ErrRefused, setting, err)
+	}
+	return err
+}
+
+func (r refusing) Epoch(ctx context.Context) (time.Time, time.Time, error) {
+	epoch, now, err := r.Store.Epoch(ctx)
+	return epoch, now, r.mark(err)
+}
+
+func (r refusing) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
+	res, err := r.Store.Claim(ctx, req)
+	return res, r.mark(err)
+}
+
+func (r refusing) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
+	ok, err := r.Store.RenewLease(ctx, l, ttl)
+	return ok, r.mark(err)
+}
+
+func (r refusing) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
+	ok, err := r.Store.ReleaseLease(ctx, l, run)
+	return ok, r.mark(err)
+}
+
+func (r refusing) ReleaseAll(ctx context.Context, owner string) (uint64, error) {
+	n, err := r.Store.ReleaseAll(ctx, owner)
+	return n, r.mark(err)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/beatlock/beat/config"
 	"github.com/beatlock/beat/internal/redistest"
+	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/lockstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -117,6 +118,12 @@ func TestCheck(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), tt.password) && tt.password != "" {
 				t.Errorf("the error holds the password: %v", err)
+			}
+			// During a run, the same refusal marks every call's error, so
+			// that the scheduler says it once a minute.
+			_, cerr := store.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: time.Now(), Owner: "o/1", TTL: time.Second})
+			if refused := errors.Is(cerr, lock.ErrRefused); refused != (tt.wantConfig != "") {
+				t.Errorf("Claim: %v; lock.ErrRefused: %v, want %v", cerr, refused, tt.wantConfig != "")
 			}
 		})
 	}

@@ -161,7 +161,7 @@ func (s *Scheduler) emit(ev Event) {
 		level, msg = slog.LevelWarn, "ticks missed"
 		attrs = append(attrs, "count", ev.Count, "reason", ev.Reason)
 	case ClaimFailed:
-		level, msg = slog.LevelError, "tick skipped: the claim failed"
+		level, msg = s.storeErrorLevel(ev.Err, slog.LevelError), "tick skipped: the claim failed"
 		attrs = append(attrs, "err", ev.Err)
 	case ClockAhead:
 		level, msg = slog.LevelError, "tick skipped: this replica's clock is ahead of the lock store's"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -115,7 +116,8 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 			s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Err: fmt.Errorf("after %d attempts: %w", attempt, err)})
 			return lock.ClaimResult{}, time.Time{}, false
 		default:
-			s.log.Warn("claim failed; retrying", "task", t.Name, "tick", tick.UTC(), "attempt", attempt, "retry_in", backoff, "err", err)
+			s.log.Log(context.Background(), s.storeErrorLevel(err, slog.LevelWarn), "claim failed; retrying",
+				"task", t.Name, "tick", tick.UTC(), "attempt", attempt, "retry_in", backoff, "err", err)
 			wait = backoff
 			backoff = min(2*backoff, s.backoff[1])
 		}
@@ -343,7 +345,8 @@ func (s *Scheduler) keepLease(lease lock.Lease, held *runLease, stop <-chan stru
 		case err != nil:
 			// Try again soon: there may be time left before the lease runs out.
 			next = min(s.renew, max(until.Sub(s.clock.Now())/4, 10*time.Millisecond))
-			s.log.Warn("lease renewal failed; retrying", "task", lease.Task, "token", lease.Token, "valid_for", until.Sub(s.clock.Now()), "err", err)
+			s.log.Log(context.Background(), s.storeErrorLevel(err, slog.LevelWarn), "lease renewal failed; retrying",
+				"task", lease.Task, "token", lease.Token, "valid_for", until.Sub(s.clock.Now()), "err", err)
 		case !ok:
 			lost(fmt.Errorf("%w: the store no longer holds this lease (expired, or replaced by a newer claim)", lock.ErrLost))
 			return
@@ -381,3 +384,23 @@ func (s *Scheduler) renewLease(ctx context.Context, lease lock.Lease) (bool, err
 
 // stamp formats an instant for a message, as the logs format times.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// refusedEvery is how often a store that refuses this replica is said: a
+// wrong password fails every claim, and one line a minute tells as much as
+// one per claim.
+const refusedEvery = time.Minute
+
+// storeErrorLevel is the level to log a store error at: level, but for an
+// error that says the store refuses this replica (lock.ErrRefused), which
+// is said at ERROR once every refusedEvery, and otherwise at debug.
+func (s *Scheduler) storeErrorLevel(err error, level slog.Level) slog.Level {
+	if !errors.Is(err, lock.ErrRefused) {
+		return level
+	}
+	now := time.Now().UnixNano()
+	last := s.refusedAt.Load()
+	if (last == 0 || now-last >= int64(refusedEvery)) && s.refusedAt.CompareAndSwap(last, now) {
+		s.log.Error("the lock store refuses this replica: every claim fails until its setting is fixed (said once a minute)", "err", err)
+	}
+	return slog.LevelDebug
+}

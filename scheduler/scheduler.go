@@ -154,6 +154,9 @@ type Scheduler struct {
 	beat atomic.Int64
 	// updates carries Update's new tasks to the loop.
 	updates chan update
+	// refusedAt is when a store refusing this replica was last said (Unix
+	// ns; see storeErrorLevel).
+	refusedAt atomic.Int64
 	// claimed is set once this process has claimed a tick: a stop that
 	// never claimed anything has no locks to release.
 	claimed atomic.Bool
