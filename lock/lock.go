@@ -83,6 +83,19 @@ func CheckOwner(owner string) error {
 	return nil
 }
 
+// CheckHold checks the arguments of TryAcquire and Renew.
+func CheckHold(key, owner string, ttl time.Duration) error {
+	return errors.Join(CheckKey(key), CheckOwner(owner), CheckTTL(ttl))
+}
+
+// CheckRelease checks the arguments of Release.
+func CheckRelease(key, owner string) error { return errors.Join(CheckKey(key), CheckOwner(owner)) }
+
+// CheckRevoke checks the arguments of Inspector.ForceRelease.
+func CheckRevoke(task string, hold time.Duration) error {
+	return errors.Join(CheckTask(task), CheckTTL(hold))
+}
+
 // CheckTTL returns an error wrapping ErrInvalidTTL when ttl < MinTTL.
 func CheckTTL(ttl time.Duration) error {
 	if ttl < MinTTL {

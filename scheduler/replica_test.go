@@ -11,20 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/beatlock/beat/clock"
+	"github.com/beatlock/beat/internal/pgtest"
 	"github.com/beatlock/beat/internal/redistest"
 	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/lock/memlock"
+	"github.com/beatlock/beat/lock/pglock"
 	"github.com/beatlock/beat/lock/redislock"
 	"github.com/beatlock/beat/scheduler"
 	"github.com/beatlock/beat/tasks"
 )
 
-// stores gives each replica test a shared store: one real Redis (each
-// replica with a client of its own, as separate pods would have) and one
-// memlock shared in-process.
+// stores gives each replica test a shared store: one real Redis and one
+// PostgreSQL database (each replica with a client of its own, as separate
+// pods would have) and one memlock shared in-process.
 func stores(t *testing.T) map[string]func(t *testing.T) func() lock.Store {
 	return map[string]func(t *testing.T) func() lock.Store{
 		"redis": func(t *testing.T) func() lock.Store {
@@ -39,6 +42,21 @@ func stores(t *testing.T) map[string]func(t *testing.T) func() lock.Store {
 		"memlock": func(t *testing.T) func() lock.Store {
 			m := memlock.New()
 			return func() lock.Store { return m }
+		},
+		"postgres": func(t *testing.T) func() lock.Store {
+			cfg := pgtest.Config(t)
+			table := pgtest.Table(t)
+			if err := pglock.New(pgtest.Pool(t), pglock.WithTable(table)).Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return func() lock.Store {
+				pool, err := pgxpool.NewWithConfig(context.Background(), cfg.Copy())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pool.Close)
+				return pglock.New(pool, pglock.WithTable(table))
+			}
 		},
 	}
 }

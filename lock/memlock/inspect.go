@@ -3,7 +3,6 @@ package memlock
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -55,7 +54,7 @@ func (b *Backend) Tasks(ctx context.Context) ([]lock.TaskRecord, time.Time, erro
 }
 
 func (b *Backend) ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckTask(task), lock.CheckTTL(hold)); err != nil {
+	if err := lock.CheckRevoke(task, hold); err != nil {
 		return false, err
 	}
 	now, err := b.begin(ctx)

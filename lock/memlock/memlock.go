@@ -5,7 +5,6 @@ package memlock
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -108,7 +107,7 @@ func (b *Backend) begin(ctx context.Context) (time.Time, error) {
 }
 
 func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	now, err := b.begin(ctx)
@@ -129,7 +128,7 @@ func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Du
 }
 
 func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
+	if err := lock.CheckRelease(key, owner); err != nil {
 		return false, err
 	}
 	if _, err := b.begin(ctx); err != nil {
@@ -145,7 +144,7 @@ func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) 
 }
 
 func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	now, err := b.begin(ctx)

@@ -113,7 +113,7 @@ func utc(t pgtype.Timestamptz) time.Time {
 // Busy, Forget refuses) while its holder's renewals fail: one transaction,
 // one round trip.
 func (b *Backend) ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckTask(task), lock.CheckTTL(hold)); err != nil {
+	if err := lock.CheckRevoke(task, hold); err != nil {
 		return false, err
 	}
 	if b.err != nil {

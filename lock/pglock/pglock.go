@@ -140,7 +140,7 @@ func checkToken(op string, l lock.Lease) error {
 func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
 func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	if b.err != nil {
@@ -166,7 +166,7 @@ func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Du
 }
 
 func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
+	if err := lock.CheckRelease(key, owner); err != nil {
 		return false, err
 	}
 	if b.err != nil {
@@ -184,7 +184,7 @@ func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) 
 }
 
 func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	if b.err != nil {

@@ -252,7 +252,7 @@ func msTime(ms int64) time.Time {
 }
 
 func (b *Backend) ForceRelease(ctx context.Context, task string, hold time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckTask(task), lock.CheckTTL(hold)); err != nil {
+	if err := lock.CheckRevoke(task, hold); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "force-release", task, forceReleaseScript, []string{b.stateKey(task)},

@@ -138,21 +138,21 @@ func (b *Backend) runBool(ctx context.Context, op, key string, s *redis.Script, 
 }
 
 func (b *Backend) TryAcquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "try-acquire", key, acquireScript, b.keys(key, owner), owner, ms(ttl), key)
 }
 
 func (b *Backend) Release(ctx context.Context, key, owner string) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner)); err != nil {
+	if err := lock.CheckRelease(key, owner); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "release", key, releaseScript, b.keys(key, owner), owner, key)
 }
 
 func (b *Backend) Renew(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	if err := errors.Join(lock.CheckKey(key), lock.CheckOwner(owner), lock.CheckTTL(ttl)); err != nil {
+	if err := lock.CheckHold(key, owner, ttl); err != nil {
 		return false, err
 	}
 	return b.runBool(ctx, "renew", key, renewScript, b.keys(key, owner), owner, ms(ttl), key)
