@@ -252,6 +252,8 @@ func TestParse(t *testing.T) {
 		{"postgres", "lock: {backend: postgres, postgres: {url: 'postgres://beat@db/beat', table: beat_x}}\n" + task, ""},
 		{"postgres without url", "lock:\n  backend: postgres\n" + task, `t.yaml:2: lock.backend postgres needs lock.postgres.url (or BEAT_POSTGRES_URL), like "postgres://beat@db:5432/beat"`},
 		{"postgres bad scheme", "lock: {backend: postgres, postgres: {url: 'mysql://db'}}\n" + task, `t.yaml:1: lock.postgres.url has unsupported scheme "mysql": use postgres://`},
+		{"postgres bad sslmode", "lock: {backend: postgres, postgres: {url: 'postgres://u:secret@db/beat?sslmode=maybe'}}\n" + task,
+			"t.yaml:1: lock.postgres.url is invalid: check its port, its query parameters (sslmode, connect_timeout, ...) and their values"},
 		{"postgres table injection", "lock: {backend: postgres, postgres: {url: 'postgres://db', table: 'x; drop table y'}}\n" + task,
 			`t.yaml:1: lock.postgres.table "x; drop table y": use lower-case letters, digits and _, starting with a letter or _, at most 41 characters`},
 		{"http listen", "http: {listen: ':8080'}\n" + task, ""},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
@@ -282,11 +283,17 @@ func checkPostgresURL(s string) error {
 	}
 	switch u.Scheme {
 	case "postgres", "postgresql":
-		return nil
 	case "":
 		return errors.New(`has no scheme; write it like "postgres://beat@db:5432/beat"`)
+	default:
+		return fmt.Errorf("has unsupported scheme %q: use postgres://", u.Scheme)
 	}
-	return fmt.Errorf("has unsupported scheme %q: use postgres://", u.Scheme)
+	if _, err := pgconn.ParseConfig(s); err != nil {
+		// pgx's message quotes the URL, password and all: say what it
+		// checks instead.
+		return errors.New("is invalid: check its port, its query parameters (sslmode, connect_timeout, ...) and their values")
+	}
+	return nil
 }
 
 // checkRedisURL checks the URL as the redis client will read it. Its
