@@ -68,6 +68,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 		scheduler.WithLogger(base), // the scheduler adds the instance
 		scheduler.WithLease(cfg.Lock.TTL, cfg.Lock.RenewInterval),
 		scheduler.WithMaxClockSkew(cfg.Lock.MaxClockSkew),
+		scheduler.WithMaxConcurrentRuns(cfg.MaxConcurrentRuns),
 		scheduler.WithClock(clk),
 		scheduler.WithObserver(m.Observe),
 	)

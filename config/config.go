@@ -30,9 +30,12 @@ type Config struct {
 	InstanceID      string // "" when unset: the caller generates one
 	Timezone        *time.Location
 	ShutdownTimeout time.Duration
-	HTTP            HTTP
-	Lock            Lock
-	Tasks           []Task
+	// MaxConcurrentRuns bounds the runs one replica holds at once; 0: no
+	// bound.
+	MaxConcurrentRuns int
+	HTTP              HTTP
+	Lock              Lock
+	Tasks             []Task
 	// Warnings are what is valid but likely a mistake (an instance_id that
 	// every replica reading the file would share); `beat validate` prints them.
 	Warnings []Problem

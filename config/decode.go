@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	topFields  = []string{"instance_id", "timezone", "shutdown_timeout", "http", "lock", "tasks"}
+	topFields  = []string{"instance_id", "timezone", "shutdown_timeout", "max_concurrent_runs", "http", "lock", "tasks"}
 	httpFields = []string{"listen"}
 	taskFields = []string{"name", "schedule", "task", "args", "timezone", "timeout", "concurrency_policy", "starting_deadline", "suspend", "jitter"}
 )
@@ -103,6 +103,13 @@ func (d *decoder) config(data []byte) *Config {
 	}
 	if v, ok := d.nonNegative(f["shutdown_timeout"], "shutdown_timeout"); ok {
 		cfg.ShutdownTimeout = v
+	}
+	if n, ok := d.integer(f["max_concurrent_runs"], "max_concurrent_runs"); ok {
+		if n < 0 {
+			d.problem(f["max_concurrent_runs"].line(), "max_concurrent_runs must not be negative, got %d; 0 (the default) sets no bound", n)
+		} else {
+			cfg.MaxConcurrentRuns = n
+		}
 	}
 	cfg.HTTP = d.http(f["http"])
 	cfg.Lock = d.lock(f["lock"])

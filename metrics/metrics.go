@@ -20,7 +20,7 @@ import (
 )
 
 // TickOutcomes are the values of beat_ticks_total's outcome label.
-var TickOutcomes = []string{"claimed", "already_claimed", "busy", "missed", "claim_failed", "clock_ahead", "store_lost"}
+var TickOutcomes = []string{"claimed", "already_claimed", "busy", "missed", "claim_failed", "clock_ahead", "store_lost", "at_capacity"}
 
 // RunResults are the values of beat_runs_total's result label.
 var RunResults = []string{lock.RunSucceeded, lock.RunFailed, lock.RunLost, lock.RunTimeout, lock.RunCancelled}
@@ -28,7 +28,7 @@ var RunResults = []string{lock.RunSucceeded, lock.RunFailed, lock.RunLost, lock.
 var tickOutcome = map[scheduler.EventKind]string{
 	scheduler.Claimed: "claimed", scheduler.AlreadyClaimed: "already_claimed", scheduler.Busy: "busy",
 	scheduler.Missed: "missed", scheduler.ClaimFailed: "claim_failed", scheduler.ClockAhead: "clock_ahead",
-	scheduler.StoreLost: "store_lost",
+	scheduler.StoreLost: "store_lost", scheduler.AtCapacity: "at_capacity",
 }
 
 // Metrics is one process's metrics, in a registry of their own.
@@ -64,7 +64,7 @@ func New(info Info) *Metrics {
 		reg: prometheus.NewRegistry(),
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beat_ticks_total",
-			Help: "Ticks this replica handled, by task and outcome: claimed (run here), already_claimed (by another replica), busy (skipped: the previous run still held the lock), missed (its window closed before it could be claimed), claim_failed (the store did not answer in time), clock_ahead (this replica's clock is ahead of the store's), store_lost (the store lost its records).",
+			Help: "Ticks this replica handled, by task and outcome: claimed (run here), already_claimed (by another replica), busy (skipped: the previous run still held the lock), missed (its window closed before it could be claimed), claim_failed (the store did not answer in time), clock_ahead (this replica's clock is ahead of the store's), store_lost (the store lost its records), at_capacity (not claimed here: this replica ran max_concurrent_runs).",
 		}, []string{"task", "outcome"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beat_runs_total",

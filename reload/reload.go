@@ -285,6 +285,7 @@ func restartRequired(started, cfg *config.Config) []string {
 	}
 	add("instance_id", started.InstanceID != cfg.InstanceID)
 	add("shutdown_timeout", started.ShutdownTimeout != cfg.ShutdownTimeout)
+	add("max_concurrent_runs", started.MaxConcurrentRuns != cfg.MaxConcurrentRuns)
 	add("http.listen", started.HTTP != cfg.HTTP)
 	a, b := started.Lock, cfg.Lock
 	add("lock.backend", a.Backend != b.Backend)

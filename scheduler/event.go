@@ -46,11 +46,14 @@ const (
 	Lost
 	// Renewed: a running task's lease was extended (Tick is not set).
 	Renewed
+	// AtCapacity: this replica held max_concurrent_runs until the tick's
+	// window closed, so it did not claim it; a replica with room may have.
+	AtCapacity
 )
 
 var eventNames = [...]string{Claimed: "claimed", AlreadyClaimed: "already-claimed", Busy: "busy",
 	Missed: "missed", ClaimFailed: "claim-failed", ClockAhead: "clock-ahead", StoreLost: "store-lost",
-	Succeeded: "succeeded", Failed: "failed", Lost: "lost", Renewed: "renewed"}
+	Succeeded: "succeeded", Failed: "failed", Lost: "lost", Renewed: "renewed", AtCapacity: "at-capacity"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && eventNames[k] != "" {
@@ -96,7 +99,7 @@ func (e Event) RunResult() string {
 // Stats counts events by kind since the scheduler was made; Missed counts
 // ticks, not events.
 type Stats struct {
-	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, ClockAhead, StoreLost, Succeeded, Failed, Lost, Renewed uint64
+	Claimed, AlreadyClaimed, Busy, Missed, ClaimFailed, ClockAhead, StoreLost, Succeeded, Failed, Lost, Renewed, AtCapacity uint64
 }
 
 // LogValue logs the counts as fields of their own.
@@ -106,7 +109,7 @@ func (st Stats) LogValue() slog.Value {
 		slog.Uint64("busy", st.Busy), slog.Uint64("missed", st.Missed), slog.Uint64("claim_failed", st.ClaimFailed),
 		slog.Uint64("clock_ahead", st.ClockAhead), slog.Uint64("store_lost", st.StoreLost),
 		slog.Uint64("succeeded", st.Succeeded), slog.Uint64("failed", st.Failed), slog.Uint64("lost", st.Lost),
-		slog.Uint64("renewed", st.Renewed))
+		slog.Uint64("renewed", st.Renewed), slog.Uint64("at_capacity", st.AtCapacity))
 }
 
 type counters [len(eventNames)]atomic.Uint64
@@ -118,7 +121,7 @@ func (s *Scheduler) Stats() Stats {
 		Claimed: c[Claimed].Load(), AlreadyClaimed: c[AlreadyClaimed].Load(), Busy: c[Busy].Load(),
 		Missed: c[Missed].Load(), ClaimFailed: c[ClaimFailed].Load(), ClockAhead: c[ClockAhead].Load(),
 		StoreLost: c[StoreLost].Load(), Succeeded: c[Succeeded].Load(),
-		Failed: c[Failed].Load(), Lost: c[Lost].Load(), Renewed: c[Renewed].Load(),
+		Failed: c[Failed].Load(), Lost: c[Lost].Load(), Renewed: c[Renewed].Load(), AtCapacity: c[AtCapacity].Load(),
 	}
 }
 
@@ -174,6 +177,8 @@ func (s *Scheduler) emit(ev Event) {
 			level, msg = slog.LevelInfo, "tick from before this start not caught up: the lock store has no record of it"
 		}
 		attrs = append(attrs, "reason", ev.Reason)
+	case AtCapacity:
+		level, msg = slog.LevelWarn, "tick not claimed here: this replica ran max_concurrent_runs until its window closed"
 	case Lost:
 		level, msg = slog.LevelError, "lease lost: run cancelled, another replica may take the task"
 		if ev.Reason != "" {

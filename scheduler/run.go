@@ -16,6 +16,10 @@ import (
 // handle claims one tick and, if this replica gets it, runs it.
 func (s *Scheduler) handle(t *job, tick time.Time) {
 	defer s.runs.Done()
+	if !s.acquireSlot(t, tick) {
+		return
+	}
+	defer s.releaseSlot()
 	res, validFrom, ok := s.claim(t, tick)
 	if !ok {
 		return
@@ -49,6 +53,37 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 	s.claimed.Store(true)
 	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token, Delay: s.clock.Now().Sub(tick)})
 	s.execute(t, tick, res.Lease, validFrom)
+}
+
+// acquireSlot waits, when the replica runs max_concurrent_runs already,
+// until a run ends, and reports whether it got a slot: not when the tick's
+// window closed first (or the scheduler stopped), in which case the tick is
+// left to the replicas with room, and reported as AtCapacity here.
+func (s *Scheduler) acquireSlot(t *job, tick time.Time) bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	timer := s.clock.NewTimer(max(t.deadline(tick).Sub(s.clock.Now()), 0))
+	defer timer.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-timer.C():
+		s.emit(Event{Kind: AtCapacity, Task: t.Name, Tick: tick})
+	case <-s.stopped:
+	}
+	return false
+}
+
+func (s *Scheduler) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
 }
 
 // reportUndecided reports, at the store's first answer about the task, the

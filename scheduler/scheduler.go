@@ -137,6 +137,8 @@ type Scheduler struct {
 	maxSkew  time.Duration
 	observe  func(Event)
 	backoff  [2]time.Duration // claim retry backoff: first, most
+	maxRuns  int              // WithMaxConcurrentRuns
+	slots    chan struct{}    // one per claim or run in flight, when maxRuns > 0
 	jitterMu sync.Mutex
 	rand     *rand.Rand
 
@@ -207,6 +209,14 @@ func WithMaxClockSkew(d time.Duration) Option { return func(s *Scheduler) { s.ma
 // WithObserver calls f for every Event, synchronously: f must be quick.
 func WithObserver(f func(Event)) Option { return func(s *Scheduler) { s.observe = f } }
 
+// WithMaxConcurrentRuns bounds the runs this replica holds at once
+// (default 0: no bound). A replica at its bound does not claim: the
+// replicas with room take the tick; a tick whose window closes while the
+// replica is still full is reported as AtCapacity.
+func WithMaxConcurrentRuns(n int) Option {
+	return func(s *Scheduler) { s.maxRuns = n }
+}
+
 // WithRand sets the source of jitter delays (default: randomly seeded).
 func WithRand(r *rand.Rand) Option { return func(s *Scheduler) { s.rand = r } }
 
@@ -250,6 +260,12 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 	}
 	if s.maxSkew < 0 {
 		errs = append(errs, fmt.Errorf("max clock skew %v: must not be negative", s.maxSkew))
+	}
+	switch {
+	case s.maxRuns < 0:
+		errs = append(errs, fmt.Errorf("max concurrent runs %d: must not be negative", s.maxRuns))
+	case s.maxRuns > 0:
+		s.slots = make(chan struct{}, s.maxRuns)
 	}
 	if s.backoff[0] <= 0 || s.backoff[1] < s.backoff[0] {
 		errs = append(errs, fmt.Errorf("claim backoff %v..%v: need 0 < first <= most", s.backoff[0], s.backoff[1]))
