@@ -51,6 +51,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	base := log
 	log = log.With("instance", id)
+	for _, w := range cfg.Warnings {
+		log.Warn("schedule: "+w.Msg, "file", w.File, "line", w.Line)
+	}
 
 	store, err := openStore(ctx, cfg, log)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/redislock"
 	"github.com/beatlock/beat/schedule"
 	"github.com/beatlock/beat/scheduler"
 )
@@ -127,7 +128,7 @@ const (
 	MaxMaxClockSkew     = time.Minute
 	MinStartingDeadline = time.Second
 	DefaultRedisURL     = "redis://127.0.0.1:6379/0"
-	DefaultKeyPrefix    = "{beat}:"
+	DefaultKeyPrefix    = redislock.DefaultKeyPrefix
 )
 
 // TaskTypes is what config needs of the task registry (package tasks

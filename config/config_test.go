@@ -405,6 +405,21 @@ func TestHTTPListenFromEnv(t *testing.T) {
 	}
 }
 
+func TestInsecureTLSWarned(t *testing.T) {
+	for _, lockYAML := range []string{
+		"lock: {backend: redis, redis: {url: 'rediss://r:6380/0', tls: {insecure_skip_verify: true}}}\n",
+		"lock: {backend: redis, redis: {url: 'rediss://r:6380/0?skip_verify=true'}}\n",
+	} {
+		cfg, err := Parse("t.yaml", []byte(lockYAML+"tasks:\n  - {name: t, schedule: '@hourly', task: log}\n"), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Msg, "accepts any server certificate") {
+			t.Errorf("%s: warnings %v; want one about insecure_skip_verify", lockYAML, cfg.Warnings)
+		}
+	}
+}
+
 func TestSecretsFromEnv(t *testing.T) {
 	const file = "lock:\n  backend: postgres\n  redis: {url: 'redis://r:6379'}\n  postgres: {url: 'postgres://file/db'}\ntasks:\n  - {name: t, schedule: '@hourly', task: log}\n"
 	cfg, err := Parse("t.yaml", []byte(file), env("BEAT_REDIS_PASSWORD", "pw", "BEAT_POSTGRES_URL", "postgres://env/db"))

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/pglock"
 	"github.com/beatlock/beat/lock/redislock"
 )
 
@@ -38,7 +39,7 @@ const (
 var Backends = []string{"memory", "redis", "postgres"}
 
 // DefaultTable is the default name of beat's tables in PostgreSQL.
-const DefaultTable = "beat_locks"
+const DefaultTable = pglock.DefaultTable
 
 // tableName is what lock.postgres.table may be: a plain lower-case SQL
 // identifier, so it can never carry SQL.
@@ -174,6 +175,9 @@ func (d *decoder) redis(e entry, used bool) Redis {
 	}
 	if r.Mode == ModeCluster && !redislock.HasHashTag(r.KeyPrefix) {
 		d.problem(f["key_prefix"].lineOr(modeAt), "lock.redis.key_prefix %q has no {hash tag}: on a Redis Cluster every key of a deployment must be in one slot, like the default %q", r.KeyPrefix, DefaultKeyPrefix)
+	}
+	if u, err := url.Parse(r.URL); used && err == nil && u.Query().Get("skip_verify") == "true" {
+		r.TLS.InsecureSkipVerify = true // as go-redis reads the URL
 	}
 	if used && r.TLS.InsecureSkipVerify {
 		d.warnings = append(d.warnings, Problem{File: d.file, Line: f["tls"].line(), Msg: "lock.redis.tls.insecure_skip_verify accepts any server certificate: anyone on the path can pose as Redis and hand out locks; give ca_file instead"})

@@ -8,12 +8,14 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/beatlock/beat/clock"
+	"github.com/beatlock/beat/lock"
 )
 
 // Store is what a readiness check asks of the lock store: its epoch and
@@ -128,6 +130,8 @@ func (k *Checker) Check(ctx context.Context) {
 	skew := sent.Add(rtt / 2).Sub(storeNow)
 	answered := err == nil
 	switch {
+	case errors.Is(err, lock.ErrRefused):
+		// It answers, and says no: its error names the setting to fix.
 	case !answered:
 		err = fmt.Errorf("the lock store does not answer: %w", err)
 	case skew > k.maxSkew || -skew > k.maxSkew:

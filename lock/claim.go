@@ -302,3 +302,23 @@ func checkPolicy(p Policy) error {
 	}
 	return nil
 }
+
+// TrustRecord is how a store reads a task's claim record against its clock:
+// last and prev (the last claimed tick and the one decided before it) and
+// busy (the last tick skipped as Busy), in Unix ms, 0 for none; horizon is
+// the store's clock plus MaxSkew, in Unix ms. It returns the last claimed
+// and skipped ticks to judge by, with what lies past the horizon
+// disregarded (see Claimer: a claimed tick past it falls back to prev), and
+// the disregarded claim (ClaimResult.FutureRecord), 0 when none.
+func TrustRecord(last, prev, busy, horizon int64) (trustedLast, trustedBusy, future int64) {
+	if last > horizon {
+		future, last = last, prev
+		if last > horizon {
+			last = 0
+		}
+	}
+	if busy > horizon {
+		busy = 0
+	}
+	return last, busy, future
+}

@@ -64,6 +64,10 @@ var (
 	// that it could not be reached: retrying does not help until the
 	// configuration is fixed.
 	ErrRefused = errors.New("lock: the store refuses this client")
+	// ErrNotReplicated marks a claim that the store granted but could not
+	// confirm on as many replicas as asked (Redis's min_replicas): it is no
+	// claim, and its tick is not run unless a retry confirms it.
+	ErrNotReplicated = errors.New("lock: the claim is not on enough replicas")
 )
 
 // CheckKey returns ErrInvalidKey when key is empty. Backends share these

@@ -128,12 +128,22 @@ func refusal(err error, l config.Lock) string {
 	var verify *tls.CertificateVerificationError
 	var record tls.RecordHeaderError
 	var alert tls.AlertError
+	tlsSettings := "lock.redis.tls"
+	if l.Backend == "postgres" {
+		tlsSettings = "the sslmode, sslrootcert and host of lock.postgres.url"
+	}
 	switch {
 	// A CertificateVerificationError wraps the HostnameError: the name
 	// first.
 	case errors.As(err, &hostname):
+		if l.Backend == "postgres" {
+			return "the server's TLS certificate is for another name: check " + tlsSettings
+		}
 		return "the server's TLS certificate is for another name: check the host, or set lock.redis.tls.server_name"
 	case errors.As(err, &unknownCA), errors.As(err, &verify):
+		if l.Backend == "postgres" {
+			return "the server's TLS certificate is not trusted: check " + tlsSettings
+		}
 		return "the server's TLS certificate is not trusted: check lock.redis.tls.ca_file (the CA that signed it)"
 	case errors.As(err, &record):
 		return "the server does not speak TLS: use redis:// and no lock.redis.tls, or enable TLS on the server"
@@ -152,6 +162,8 @@ func refusal(err error, l config.Lock) string {
 			return "the database named in lock.postgres.url does not exist"
 		case "42501": // insufficient_privilege
 			return "the database user may not use beat's tables: grant it SELECT, INSERT, UPDATE, DELETE on them (and run `beat migrate` as a user that may create them)"
+		case "42P01", "42703": // undefined_table, undefined_column
+			return "beat's tables are missing, or lock.postgres.table names tables that are not beat's: run `beat migrate`, or choose another lock.postgres.table"
 		}
 	}
 	msg := err.Error()
@@ -195,8 +207,12 @@ func redisClient(l config.Lock) (redis.UniversalClient, error) {
 	// deadlines unless told otherwise.
 	switch r.Mode {
 	case config.ModeCluster:
+		// A failover moves the slot without a MOVED to tell: a node that is
+		// gone only refuses connections. Read the slot map every second
+		// rather than go-redis's default minute, which left beat blind for
+		// as long after a master died.
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Addrs, Username: r.Username, Password: r.Password,
-			TLSConfig: tlsConfig, ContextTimeoutEnabled: true}), nil
+			TLSConfig: tlsConfig, ContextTimeoutEnabled: true, ClusterStateReloadInterval: time.Second}), nil
 	case config.ModeSentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: r.SentinelMaster, SentinelAddrs: r.Addrs,
 			Username: r.Username, Password: r.Password, TLSConfig: tlsConfig, ContextTimeoutEnabled: true}), nil

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -74,3 +75,51 @@ func TestRefusedStoreSaidOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// unconfirmed grants the first claim in the store, as a master would, then
+// says the replicas did not confirm it; meanwhile another replica claims
+// the next tick, so the first one is history when the claim is retried.
+type unconfirmed struct {
+	lock.Store
+	advance func(time.Duration) // the clock, moved on to the next tick
+	once    sync.Once
+}
+
+func (u *unconfirmed) Claim(ctx context.Context, r lock.ClaimRequest) (lock.ClaimResult, error) {
+	var err error
+	u.once.Do(func() {
+		if _, err = u.Store.Claim(ctx, r); err != nil {
+			return
+		}
+		u.advance(time.Second)
+		next := r
+		next.Tick, next.Owner, next.Session, next.NotAfter = r.Tick.Add(time.Second), "other/1", "", time.Time{}
+		if _, err = u.Store.Claim(ctx, next); err != nil {
+			return
+		}
+		err = fmt.Errorf("%w: 0 of 1 replicas acknowledged it", lock.ErrNotReplicated)
+	})
+	if err != nil {
+		return lock.ClaimResult{}, err
+	}
+	return u.Store.Claim(ctx, r)
+}
+
+// A claim the replicas never confirmed ran nowhere: when its retry finds
+// the tick history, it is reported as claim failed, not as claimed
+// elsewhere.
+func TestUnconfirmedClaimIsNotClaimedElsewhere(t *testing.T) {
+	b := setup(t)
+	b.clock.Advance(time.Second)
+	b.store = &unconfirmed{Store: b.store, advance: b.clock.Advance}
+	b.start(t, []scheduler.Task{{Name: "t", Schedule: every(t, "@every 1s"), Func: (&recorder{}).fn, StartingDeadline: time.Second,
+		Policy: lock.Allow}}, scheduler.WithClaimBackoff(10*time.Millisecond, 10*time.Millisecond))
+	for b.clock.Timers() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	b.clock.Advance(10 * time.Millisecond)
+	ev := b.waitFor(t, scheduler.ClaimFailed)
+	if !ev.Tick.Equal(t0.Add(time.Second)) || !errors.Is(ev.Err, lock.ErrNotReplicated) {
+		t.Errorf("claim-failed for %v (err %v); want the unconfirmed claim of %v", ev.Tick, ev.Err, t0.Add(time.Second))
+	}
+}

@@ -121,6 +121,7 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 	backoff := s.backoff[0]
 	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.owner, TTL: s.ttl, Policy: t.Policy,
 		Session: s.session, MaxSkew: s.maxSkew, NotAfter: deadline}
+	var notReplicated error // the last attempt's, when the store granted it unconfirmed
 	for attempt := 1; ; attempt++ {
 		if s.stopping() || s.abandoned(t, tick, deadline) {
 			return lock.ClaimResult{}, time.Time{}, false
@@ -141,6 +142,12 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 			// when the store says so.
 			wait = max(tick.Sub(res.StoreTime), time.Millisecond)
 			s.log.Debug("tick not yet due by the lock store's clock; waiting for it", "task", t.Name, "tick", tick.UTC(), "wait", wait)
+		case err == nil && res.Outcome == lock.AlreadyClaimed && notReplicated != nil:
+			// The tick is "claimed" by this replica's own claim, which the
+			// replicas never confirmed (a later tick's claim since made it
+			// history): it ran nowhere.
+			s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Err: fmt.Errorf("after %d attempts: %w", attempt, notReplicated)})
+			return lock.ClaimResult{}, time.Time{}, false
 		case err == nil:
 			s.noteAnswer(t.Name, res)
 			if res.Outcome == lock.Claimed && !s.trusted(t, tick, res.Lease, sent) {
@@ -151,6 +158,9 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 			s.emit(Event{Kind: ClaimFailed, Task: t.Name, Tick: tick, Err: fmt.Errorf("after %d attempts: %w", attempt, err)})
 			return lock.ClaimResult{}, time.Time{}, false
 		default:
+			if errors.Is(err, lock.ErrNotReplicated) {
+				notReplicated = err
+			}
 			s.log.Log(context.Background(), s.storeErrorLevel(err, slog.LevelWarn), "claim failed; retrying",
 				"task", t.Name, "tick", tick.UTC(), "attempt", attempt, "retry_in", backoff, "err", err)
 			wait = backoff

@@ -235,17 +235,10 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 		st = &taskState{}
 		b.tasks[req.Task] = st
 	}
-	last, busy := st.last, st.busy
-	if last > horizon {
-		// Written while the clock read differently (see lock.Claimer).
-		res.FutureRecord = msTime(last)
-		last = st.prev
-		if last > horizon {
-			last = 0
-		}
-	}
-	if busy > horizon {
-		busy = 0
+	// A record written while the clock read differently (see lock.Claimer).
+	last, busy, future := lock.TrustRecord(st.last, st.prev, st.busy, horizon)
+	if future != 0 {
+		res.FutureRecord = msTime(future)
 	}
 	decided := max(last, busy)
 	res.Previous = msTime(decided)

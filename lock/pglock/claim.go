@@ -178,17 +178,10 @@ func (b *Backend) claim(ctx context.Context, req lock.ClaimRequest) (res lock.Cl
 		return done(lock.StoreLost)
 	}
 
-	last, busy := st.last, st.busy
-	if last > horizon {
-		// Written while the clock read differently (see lock.Claimer).
-		res.FutureRecord = msTime(last)
-		last = st.prev
-		if last > horizon {
-			last = 0
-		}
-	}
-	if busy > horizon {
-		busy = 0
+	// A record written while the clock read differently (see lock.Claimer).
+	last, busy, future := lock.TrustRecord(st.last, st.prev, st.busy, horizon)
+	if future != 0 {
+		res.FutureRecord = msTime(future)
 	}
 	decided := max(last, busy)
 	res.Previous = msTime(decided)

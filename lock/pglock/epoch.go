@@ -32,6 +32,10 @@ import (
 //     promotion may be minutes later.)
 //   - table_oid: the meta table's own oid. A dump restored into the same
 //     cluster (pg_dump, pg_restore) recreates the table with another oid.
+//   - table_node: the meta table's file node. A data-only restore
+//     (TRUNCATE, then the dump's rows) keeps the table but not its file
+//     node. (So does VACUUM FULL of the meta table: a new epoch, which
+//     skips the ticks before it, never runs them twice.)
 //
 // The first two are functions that PostgreSQL grants to PUBLIC by default,
 // but a managed service may revoke them: a Backend tries each once, and
@@ -116,7 +120,11 @@ type metaRow struct {
 }
 
 func (b *Backend) metaSelect(e *identityExprs) string {
-	return `SELECT m.epoch, m.system_id, m.timeline, m.table_oid = m.tableoid, m.guard_until, clock_timestamp(), ` +
+	// A row restored into the table (TRUNCATE, then COPY) finds it with
+	// another file node: a TRUNCATE gives it a new one.
+	return `SELECT m.epoch, m.system_id, m.timeline,
+		m.table_oid = m.tableoid AND (m.table_node = 0 OR m.table_node = pg_relation_filenode(m.tableoid)),
+		m.guard_until, clock_timestamp(), ` +
 		e.system + `, ` + e.timeline + ` FROM ` + b.meta + ` m`
 }
 
@@ -161,15 +169,17 @@ func (b *Backend) settle(ctx context.Context, q querier, e *identityExprs, m met
 		var err error
 		switch {
 		case !found:
-			_, err = q.Exec(ctx, `INSERT INTO `+b.meta+` (id, epoch, system_id, timeline, table_oid)
-				VALUES (true, date_trunc('milliseconds', clock_timestamp()), `+e.system+`, `+e.timeline+`, $1::text::regclass)
+			_, err = q.Exec(ctx, `INSERT INTO `+b.meta+` (id, epoch, system_id, timeline, table_oid, table_node)
+				VALUES (true, date_trunc('milliseconds', clock_timestamp()), `+e.system+`, `+e.timeline+`, $1::text::regclass,
+					pg_relation_filenode($1::text::regclass))
 				ON CONFLICT (id) DO NOTHING`, b.meta)
 		case req != nil && m.changed():
 			// Compare and set: of concurrent claims that notice, one
 			// begins the epoch and the others read it.
 			var tag pgconn.CommandTag
 			tag, err = q.Exec(ctx, `UPDATE `+b.meta+` SET epoch = date_trunc('milliseconds', clock_timestamp()),
-				system_id = `+e.system+`, timeline = `+e.timeline+`, table_oid = $2::text::regclass, guard_until = NULL
+				system_id = `+e.system+`, timeline = `+e.timeline+`, table_oid = $2::text::regclass,
+				table_node = pg_relation_filenode($2::text::regclass), guard_until = NULL
 				WHERE epoch = $1`, m.epoch, b.meta)
 			began = began || tag.RowsAffected() == 1
 		case req != nil && m.incomplete():

@@ -56,8 +56,11 @@ func (b *Backend) schema() []string {
 			system_id   text NOT NULL DEFAULT '',
 			timeline    text NOT NULL DEFAULT '',
 			table_oid   oid NOT NULL,
+			table_node  oid NOT NULL DEFAULT 0,
 			guard_until timestamptz
 		)`,
+		// Added after the table's first form.
+		`ALTER TABLE ` + b.meta + ` ADD COLUMN IF NOT EXISTS table_node oid NOT NULL DEFAULT 0`,
 	}
 }
 

@@ -113,6 +113,7 @@ func TestStoreLoss(t *testing.T) {
 		{"meta row deleted", `DELETE FROM %s`},
 		{"meta table truncated", `TRUNCATE %s`},
 		{"restored into another table", `UPDATE %s SET table_oid = 0`},
+		{"restored into the same table (TRUNCATE, then its rows)", `CREATE TEMP TABLE saved AS SELECT * FROM %[1]s; TRUNCATE %[1]s; INSERT INTO %[1]s SELECT * FROM saved; DROP TABLE saved`},
 		{"another cluster", `UPDATE %s SET system_id = '1'`},
 		{"another timeline", `UPDATE %s SET timeline = 'FFFFFFFF'`},
 	} {

@@ -2,7 +2,6 @@ package redislock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 // process asking again for the same tick with the same session (see
 // lock.ClaimRequest.Session) gets the same lease back, and waits for the
 // replicas again.
-var ErrNotReplicated = errors.New("redislock: the claim is not on enough replicas")
+var ErrNotReplicated = lock.ErrNotReplicated
 
 // WithMinReplicas makes a claim whose outcome is lock.Claimed wait, with
 // Redis's WAIT, until n replicas have acknowledged it, for at most timeout
