@@ -42,20 +42,7 @@ func TestMaxConcurrentRuns(t *testing.T) {
 	defer other.StopAndCancel(context.Background())
 
 	// Time runs on, in steps, to 12:30 and past second's window.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			if b.clock.Now().Before(t0.Add(31 * time.Minute)) {
-				b.clock.Advance(time.Second)
-			}
-		}
-	}()
+	b.runClock(t, time.Second, func() bool { return b.clock.Now().Before(t0.Add(31 * time.Minute)) })
 	var claimedBy, fullOn string
 	for claimedBy == "" || fullOn == "" {
 		switch ev := b.next(t); {

@@ -74,6 +74,26 @@ func (b *testBundle) step(t *testing.T, d time.Duration, timers int) {
 	b.clock.Advance(d)
 }
 
+// runClock moves the clock on by step every millisecond of real time,
+// while more returns true, until the test ends: for scenarios that wait on
+// many timers (claim retries, a tick's window).
+func (b *testBundle) runClock(t *testing.T, step time.Duration, more func() bool) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if more() {
+				b.clock.Advance(step)
+			}
+		}
+	}()
+}
+
 // next waits for the next event that is not a renewal.
 func (b *testBundle) next(t *testing.T) scheduler.Event {
 	t.Helper()

@@ -39,20 +39,7 @@ func TestRefusedStoreSaidOnce(t *testing.T) {
 		scheduler.WithLogger(log), scheduler.WithClaimBackoff(100*time.Millisecond, 100*time.Millisecond),
 		scheduler.WithMaxClockSkew(100*time.Millisecond))
 	// Time runs on, in steps, while the claims retry.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			if b.clock.Timers() > 0 {
-				b.clock.Advance(50 * time.Millisecond)
-			}
-		}
-	}()
+	b.runClock(t, 50*time.Millisecond, func() bool { return b.clock.Timers() > 0 })
 	for range 3 {
 		b.waitFor(t, scheduler.ClaimFailed)
 	}
