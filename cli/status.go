@@ -19,7 +19,7 @@ import (
 )
 
 // status prints the tasks' records in the lock store, and repairs them on
-// request: --release frees a stuck lock, --prune removes the records of
+// request: --release revokes a stuck lock, --prune removes the records of
 // tasks no longer in the schedule.
 func (e *env) status(ctx context.Context, args []string) int {
 	fs, path := e.flags("status")
