@@ -57,8 +57,25 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 		num(med(three, "server_us_tick")), num(server))
 
 	// 3. Allocations.
-	w("3. **Allocations: %s per claim pair, %s per tick in the burst** (bsm/redislock: %s per pair, %s per task in its burst). From the allocation profile: `redislock.(*Backend).claim` builds seven key strings per claim, three of them the same for every claim (epoch, epoch:server, epoch:guard), and boxes nine ARGV values; go-redis's `eval` copies keys and args into one `[]interface{}`; the reply is a 7-element `[]any` of strings parsed back; `context.WithTimeout` (a timer and a context) for each claim and each release; and go-redis's `FastSemaphore.Acquire`, where thousands of goroutines wait for one of the pool's 20 connections. Allocation takes %.0f %% of the client's CPU in the burst (runtime.mallocgc, cumulative).\n",
+	alloc := func(fns ...string) string {
+		var sum float64
+		for _, fn := range fns {
+			sum += flatOf(r.Profile.AllocTop, fn)
+		}
+		return num(sum / float64(n))
+	}
+	w("3. **Allocations: %s per claim pair, %s per tick in the burst** (bsm/redislock: %s per pair, %s per task in its burst). Per tick, from the allocation profile: go-redis's `eval` %s (it copies keys and args into one `[]interface{}`, and the Cmd); `redislock.(*Backend).claim` %s (seven key strings per claim, three of them the same for every claim: epoch, epoch:server, epoch:guard; nine ARGV values boxed; the 7-field reply parsed) and `ReleaseLease` %s; the scheduler's `emit` and slog %s, building the attributes of log lines the discarding handler then drops; `context.WithTimeout` and timers %s (a deadline for each claim and each release, the renewer's timer); go-redis's connection check on every pool Get (`checkSyscallConn`, `net.newRawConn`) %s and its `FastSemaphore.Acquire` %s, where thousands of goroutines wait for one of the pool's 20 connections. Allocation takes %.0f %% of the client's CPU in the burst (runtime.mallocgc, cumulative).\n",
 		num(s["allocs:"+pairClaim]), num(med(one, "allocs_per_tick")), num(s["allocs:"+pairBSM]), num(med(key("burst", burstRobfig, n, 1), "allocs_per_tick")),
+		alloc("github.com/redis/go-redis/v9.cmdable.eval", "github.com/redis/go-redis/v9.NewCmd (inline)"),
+		alloc("github.com/beatlock/beat/lock/redislock.(*Backend).claim", "github.com/beatlock/beat/lock/redislock.(*Backend).fenceKey (inline)",
+			"github.com/beatlock/beat/lock/redislock.(*Backend).lockKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).ownerKey (inline)",
+			"github.com/beatlock/beat/lock/redislock.(*Backend).stateKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).epochKey (inline)",
+			"github.com/beatlock/beat/lock/redislock.(*Backend).epochServerKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).epochGuardKey (inline)"),
+		alloc("github.com/beatlock/beat/lock/redislock.(*Backend).ReleaseLease"),
+		alloc("github.com/beatlock/beat/scheduler.(*Scheduler).emit", "log/slog.argsToAttrSlice"),
+		alloc("context.WithDeadlineCause", "time.newTimer", "time.NewTimer"),
+		alloc("github.com/redis/go-redis/v9/internal/pool.checkSyscallConn", "net.newRawConn (inline)"),
+		alloc("github.com/redis/go-redis/v9/internal.(*FastSemaphore).Acquire"),
 		cpuShare("runtime.mallocgc"))
 
 	// 4. Goroutines.
@@ -67,12 +84,13 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 	if p.Burst100k {
 		big := key("burst", burstBeat, p.BigTasks, 3)
 		if len(r.Series[big]) > 0 {
-			w(" With %s tasks on three replicas, claims waited in that queue past their 5 s timeout, failed and were retried: %s attempts failed, **%s of the %s ticks ran nowhere**, at a peak of %s goroutines and %s MB resident (one replica: %s ticks ran nowhere, %s MB). The peers fall over the same way, each for its own timeout: gocron's redsync gives up a lock attempt after 400 ms (8 s expiry × 0.05), so %s of %s ticks ran nowhere on one replica; robfig/cron with bsm/redislock hit go-redis's pool timeout on three replicas (%s ran nowhere, %s ran twice).",
+			rob := key("burst", burstRobfig, p.BigTasks, 3)
+			w(" With %s tasks on three replicas, claims waited in that queue past their 5 s timeout, failed and were retried: %s attempts failed, **%s of the %s ticks ran nowhere**, at a peak of %s goroutines and %s MB resident (one replica: %s ticks ran nowhere, %s MB). The peers do no better at that size: gocron's redsync gives a lock attempt 400 ms (8 s expiry × 0.05), so %s of %s ticks ran nowhere on one replica and %s on three; robfig/cron with bsm/redislock locks on the job's name only, and on three replicas, whose attempts spread over %s s, %s ticks ran twice (%s nowhere).",
 				num(float64(p.BigTasks*3)), num(med(big, "failed_attempts")), num(med(big, "ticks_not_run")), num(float64(p.BigTasks)),
 				num(med(big, "goroutines_peak")), num(med(big, "rss_mb")), num(med(key("burst", burstBeat, p.BigTasks, 1), "ticks_not_run")),
 				num(med(key("burst", burstBeat, p.BigTasks, 1), "rss_mb")),
-				num(med(key("burst", burstGocron, p.BigTasks, 1), "ticks_not_run")), num(float64(p.BigTasks)),
-				num(med(key("burst", burstRobfig, p.BigTasks, 3), "ticks_not_run")), num(med(key("burst", burstRobfig, p.BigTasks, 3), "duplicate_runs")))
+				num(med(key("burst", burstGocron, p.BigTasks, 1), "ticks_not_run")), num(float64(p.BigTasks)), num(med(key("burst", burstGocron, p.BigTasks, 3), "ticks_not_run")),
+				num(med(rob, "answered_ms")/1000), num(med(rob, "duplicate_runs")), num(med(rob, "ticks_not_run")))
 		}
 	}
 	w(" A bounded set of claimers (or claims batched per round trip) would keep the queue, the stacks and the timers in proportion to the connections, not to the tasks.\n")
@@ -80,11 +98,12 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 	// 5. Script size and the EVALSHA path.
 	loaded, notLoaded := key("cold", "scripts loaded", n), key("cold", "scripts not loaded", n)
 	evals := summarize(evalCalls(r.Series[notLoaded])).Median
-	w("5. **Script size and the EVALSHA path.** The claim script is %s bytes (ReleaseLease %s, RenewLease %s, TryAcquire %s, Release %s; bsm/redislock's obtain %s, redsync's unlock %s). go-redis's `Script.Run` sends EVALSHA and, on NOSCRIPT, the whole body with EVAL. Once the server has it that costs nothing, but after a Redis restart or failover the first burst's claims miss together: in %d interleaved pairs of bursts of %s tasks, with and without the scripts loaded beforehand, the second sent %s EVALs per tick (%s kB of script text per tick) and its first answer came after %s ms instead of %s; all answers after %s ms instead of %s. Loading the scripts once (SCRIPT LOAD at start and after a NOSCRIPT, one call for all claims waiting) avoids it.\n",
+	w("5. **Script size and the EVALSHA path.** The claim script is %s bytes (ReleaseLease %s, RenewLease %s, TryAcquire %s, Release %s; bsm/redislock's obtain %s, redsync's unlock %s). go-redis's `Script.Run` sends EVALSHA and, on NOSCRIPT, the whole body with EVAL. Once the server has it that costs nothing, but after a Redis restart or failover the first burst's claims miss together: in %d interleaved pairs of bursts of %s tasks, with and without the scripts loaded beforehand, the second sent %s EVALs per tick (%s kB of script text per tick) and its first answer came after %s ms instead of %s; all answers after %s ms instead of %s%s. Loading the scripts once (SCRIPT LOAD at start and after a NOSCRIPT, one call for all claims waiting) would avoid it.\n",
 		num(s["script_bytes_claim"]), num(s["script_bytes_release_lease"]), num(s["script_bytes_renew_lease"]), num(s["script_bytes_try_acquire"]), num(s["script_bytes_release"]),
 		num(s["script_bytes_bsm_obtain"]), num(s["script_bytes_redsync_unlock"]),
 		len(r.Series[notLoaded]), num(float64(n)), num(evals), num(evals*s["script_bytes_claim"]/1000),
-		num(med(notLoaded, "first_ms")), num(med(loaded, "first_ms")), num(med(notLoaded, "answered_ms")), num(med(loaded, "answered_ms")))
+		num(med(notLoaded, "first_ms")), num(med(loaded, "first_ms")), num(med(notLoaded, "answered_ms")), num(med(loaded, "answered_ms")),
+		coldVerdict(med(notLoaded, "answered_ms"), med(loaded, "answered_ms")))
 
 	// 6. Lock pairs.
 	pairs := func(impl string, conc int) float64 { return r.stat(key("pair", impl, conc), "pairs_per_s").Median }
@@ -95,14 +114,28 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 	// 7-9. A schedule held.
 	sn := p.ScaleTasks
 	idle := key("idle", scaleBeat, sn)
-	w("7. **Loading %s tasks takes %s ms**, about %s µs a task (profile below): the YAML parser building nodes (`yaml.(*parser).parse`, %.0f %% of it), each cron spec parsed by robfig's parser through `schedule.Parse` (%.0f %%, mostly `strings.Split` and the allocations of `getRange`), and the allocations of both (runtime.mallocgc %.0f %%, zeroing fresh spans a large part of it).\n",
+	w("7. **Loading %s tasks takes %s ms**, about %s µs a task (profile below): the YAML parser building nodes (`yaml.(*parser).parse`, %.0f %% of the time), each cron spec parsed by robfig's parser through `schedule.Parse` (%.0f %%; robfig's `getField` %.0f %%, its `strings.Split` and slices), and the allocations of both (runtime.mallocgc %.0f %%, zeroing fresh spans a large part of it).\n",
 		num(float64(sn)), num(med(idle, "load_ms")), num(1000*med(idle, "load_ms")/float64(sn)),
-		cumShare(r.Profile.LoadTop, "go.yaml.in/yaml/v3.(*parser).parse"), cumShare(r.Profile.LoadTop, "github.com/beatlock/beat/schedule.Parse"), cumShare(r.Profile.LoadTop, "runtime.mallocgc"))
-	w("8. **Heap per task: %s B for the scheduler, %s B with the loaded config.** The live heap (below) is mostly per-task structs: `scheduler.newJobs` copies each `scheduler.Task` into a job, the loop keeps a `due` entry per task in its heap, each cron spec is a `cronSchedule` around robfig's `SpecSchedule`, every task carries an `Args` map even when empty (`config.(*decoder).args`), and the config keeps its own `config.Task` per task with the name and spec strings. robfig/cron's runner holds the same specs in %s B an entry.\n",
-		num(med(idle, "heap_per_task_scheduler")), num(med(idle, "heap_per_task")), num(med(key("idle", scaleRobfig, sn), "heap_per_task")))
-	w("9. **Idle CPU is the runtime's, not beat's.** Right after the start, the process used %s %% of a core: the Go runtime's background scavenger giving back the memory the load had used (`runtime.bgscavenge` → `madvise`, profile below). Once that is done (debug.FreeOSMemory, then the window), %s %%: the loop wakes once a second (it never sleeps longer, to notice a stepped clock) and finds nothing due. robfig/cron: %s %% after its start, %s %% settled.\n",
-		fmt.Sprintf("%.2f", med(idle, "idle_cpu_pct_after_start")), fmt.Sprintf("%.3f", med(idle, "idle_cpu_pct")),
-		fmt.Sprintf("%.2f", med(key("idle", scaleRobfig, sn), "idle_cpu_pct_after_start")), fmt.Sprintf("%.3f", med(key("idle", scaleRobfig, sn), "idle_cpu_pct")))
+		cumShare(r.Profile.LoadTop, "go.yaml.in/yaml/v3.(*parser).parse"), cumShare(r.Profile.LoadTop, "github.com/beatlock/beat/schedule.Parse"),
+		cumShare(r.Profile.LoadTop, "github.com/robfig/cron/v3.getField"), cumShare(r.Profile.LoadTop, "runtime.mallocgc"))
+	heap := func(fns ...string) string {
+		var sum float64
+		for _, fn := range fns {
+			sum += flatOf(r.Profile.HeapTop, fn)
+		}
+		return num(sum / float64(sn))
+	}
+	w("8. **Heap per task: %s B for the scheduler, %s B with the loaded config.** From the live heap (below), per task: `scheduler.newJobs` %s B (it copies each `scheduler.Task`, a large struct, into a job), the loop's `due` entry in its heap %s B, the cron schedule %s B (`schedule.newCron` around robfig's `SpecSchedule`), an `Args` map %s B even when the task has no args (`config.(*decoder).args`), the strings the YAML parser made (names, specs, types) %s B, which the scheduler shares; and the config's own `config.Task` %s B, which `beat run` keeps too. robfig/cron's runner holds the same specs in %s B an entry.\n",
+		num(med(idle, "heap_per_task_scheduler")), num(med(idle, "heap_per_task")),
+		heap("github.com/beatlock/beat/scheduler.newJobs"), heap("github.com/beatlock/beat/scheduler.(*Scheduler).loop"),
+		heap("github.com/beatlock/beat/schedule.newCron", "github.com/robfig/cron/v3.Parser.Parse"), heap("github.com/beatlock/beat/config.(*decoder).args"),
+		heap("go.yaml.in/yaml/v3.(*parser).scalar"), heap("github.com/beatlock/beat/config.(*decoder).tasks"),
+		num(med(key("idle", scaleRobfig, sn), "heap_per_task")))
+	w("9. **Idle CPU: first the runtime's, then a loop that wakes every second.** Right after the start, the process used %s %% of a core, nearly all of it the Go runtime's background scavenger giving back the memory the load had used (`runtime.bgscavenge` → `madvise`, profile below). Once that is done (debug.FreeOSMemory, then the window), %s %% (%s over the rounds): too little for the profiler to see in %v. beat holding **one** task idles at %s %%, so most of it is the floor of a loop that wakes once a second whatever is due (it never sleeps longer, to notice a stepped clock), and the %s tasks add about %s %%; robfig/cron's runner, which sleeps until its next entry, idles at %s %% with the same %s specs.\n",
+		fmt.Sprintf("%.2f", med(idle, "idle_cpu_pct_after_start")), fmt.Sprintf("%.3f", med(idle, "idle_cpu_pct")), spread(r.stat(idle, "idle_cpu_pct")), p.IdleFor,
+		fmt.Sprintf("%.3f", r.Profile.IdleOne.Metrics["idle_cpu_pct"]), num(float64(sn)),
+		fmt.Sprintf("%.3f", med(idle, "idle_cpu_pct")-r.Profile.IdleOne.Metrics["idle_cpu_pct"]),
+		fmt.Sprintf("%.3f", med(key("idle", scaleRobfig, sn), "idle_cpu_pct")), num(float64(sn)))
 	w("10. **Not measured here: logs.** The benchmark gives the schedulers a discarding logger. beat logs two lines at info per run (run started, run succeeded), so a burst of %s tasks writes %s lines at the default level.\n\n",
 		num(float64(n)), num(float64(2*n)))
 
@@ -147,6 +180,17 @@ func burstEvalsha(r *Report, impl string) float64 {
 	return summarize(v).Median
 }
 
+// coldVerdict says what the misses cost the whole burst.
+func coldVerdict(cold, loaded float64) string {
+	if loaded <= 0 {
+		return ""
+	}
+	if d := cold/loaded - 1; d < 0.1 {
+		return fmt.Sprintf(" (%+.0f %%: once the first EVAL has loaded a script, the claims after it find it, so only those already in flight miss)", 100*d)
+	}
+	return fmt.Sprintf(" (%.0f %% more)", 100*(cold/loaded-1))
+}
+
 // evalCalls is the EVALs per tick of each burst.
 func evalCalls(rs []Result) []float64 {
 	var v []float64
@@ -178,6 +222,34 @@ func commandList(cmds map[string]CmdStat) string {
 		parts = append(parts, fmt.Sprintf("%s %s", strings.ToUpper(name), num(c.Calls)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// flatOf reads fn's flat figure from `go tool pprof -top`: a count, or a
+// size in bytes when the profile shows sizes.
+func flatOf(top, fn string) float64 {
+	for l := range strings.Lines(top) {
+		f := strings.Fields(l)
+		if len(f) < 6 || strings.Join(f[5:], " ") != fn {
+			continue
+		}
+		v := f[0]
+		mult := 1.0
+		for _, u := range []struct {
+			suffix string
+			m      float64
+		}{{"kB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+			if strings.HasSuffix(v, u.suffix) {
+				v, mult = strings.TrimSuffix(v, u.suffix), u.m
+				break
+			}
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0
+		}
+		return x * mult
+	}
+	return 0
 }
 
 // cumShare reads fn's cumulative share (%) from `go tool pprof -top -cum`.

@@ -40,6 +40,7 @@ type Profile struct {
 	// Of a schedule held idle (beat): config.Parse's CPU by cumulative
 	// time, the CPU right after the start and once settled, the live heap.
 	LoadTop, IdleStartTop, IdleTop, HeapTop string
+	IdleOne                                 Result // beat holding one task, idle
 	Files                                   []string
 }
 
@@ -202,6 +203,15 @@ func (r *Report) profile(ctx context.Context, env Env) error {
 	heap := filepath.Join(env.Dir, "idle.heap.pprof")
 	if _, err := env.child(ctx, "idle", Params{Impl: scaleBeat, Tasks: r.Plan.ScaleTasks, File: filepath.Join(env.Dir, "idle.yaml"),
 		Duration: r.Plan.IdleFor, Settle: r.Plan.Settle, CPUProf: idleBase, MemProf: heap}, 5*time.Minute); err != nil {
+		return err
+	}
+	// The same with one task: the floor of an idle beat.
+	oneFile := filepath.Join(env.Dir, "one.yaml")
+	if err := writeSchedule(oneFile, 1, 0, time.Now()); err != nil {
+		return err
+	}
+	if r.Profile.IdleOne, err = env.child(ctx, "idle", Params{Impl: scaleBeat, Tasks: 1, File: oneFile,
+		Duration: r.Plan.IdleFor, Settle: r.Plan.Settle}, 5*time.Minute); err != nil {
 		return err
 	}
 	r.Profile.Files = []string{cpu, mem, idleBase + ".load", idleBase + ".idle-start", idleBase + ".idle", heap}
