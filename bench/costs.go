@@ -103,7 +103,7 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 		num(s["script_bytes_bsm_obtain"]), num(s["script_bytes_redsync_unlock"]),
 		len(r.Series[notLoaded]), num(float64(n)), num(evals), num(evals*s["script_bytes_claim"]/1000),
 		num(med(notLoaded, "first_ms")), num(med(loaded, "first_ms")), num(med(notLoaded, "answered_ms")), num(med(loaded, "answered_ms")),
-		coldVerdict(med(notLoaded, "answered_ms"), med(loaded, "answered_ms")))
+		coldVerdict(med(notLoaded, "answered_ms"), med(loaded, "answered_ms"), evals))
 
 	// 6. Lock pairs.
 	pairs := func(impl string, conc int) float64 { return r.stat(key("pair", impl, conc), "pairs_per_s").Median }
@@ -125,16 +125,17 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 		}
 		return num(sum / float64(sn))
 	}
-	w("8. **Heap per task: %s B for the scheduler, %s B with the loaded config.** From the live heap (below), per task: `scheduler.newJobs` %s B (it copies each `scheduler.Task`, a large struct, into a job), the loop's `due` entry in its heap %s B, the cron schedule %s B (`schedule.newCron` around robfig's `SpecSchedule`), an `Args` map %s B even when the task has no args (`config.(*decoder).args`), the strings the YAML parser made (names, specs, types) %s B, which the scheduler shares; and the config's own `config.Task` %s B, which `beat run` keeps too. robfig/cron's runner holds the same specs in %s B an entry.\n",
+	w("8. **Heap per task: %s B for the scheduler, %s B with the loaded config.** From the live heap (below; sampled, so roughly), per task: `scheduler.newJobs` %s B (it copies each `scheduler.Task`, a large struct, into a job), the loop's `due` entry in its heap %s B, the cron schedule %s B (`schedule.newCron` around robfig's `SpecSchedule`), an `Args` map %s B even when the task has no args (`config.(*decoder).args`), the strings the YAML parser made (names, specs, types) %s B, which the scheduler shares; and the config's own `config.Task` %s B, which `beat run` keeps too. robfig/cron's runner holds the same specs in %s B an entry.\n",
 		num(med(idle, "heap_per_task_scheduler")), num(med(idle, "heap_per_task")),
 		heap("github.com/beatlock/beat/scheduler.newJobs"), heap("github.com/beatlock/beat/scheduler.(*Scheduler).loop"),
 		heap("github.com/beatlock/beat/schedule.newCron", "github.com/robfig/cron/v3.Parser.Parse"), heap("github.com/beatlock/beat/config.(*decoder).args"),
 		heap("go.yaml.in/yaml/v3.(*parser).scalar"), heap("github.com/beatlock/beat/config.(*decoder).tasks"),
 		num(med(key("idle", scaleRobfig, sn), "heap_per_task")))
-	w("9. **Idle CPU: first the runtime's, then a loop that wakes every second.** Right after the start, the process used %s %% of a core, nearly all of it the Go runtime's background scavenger giving back the memory the load had used (`runtime.bgscavenge` → `madvise`, profile below). Once that is done (debug.FreeOSMemory, then the window), %s %% (%s over the rounds): too little for the profiler to see in %v. beat holding **one** task idles at %s %%, so most of it is the floor of a loop that wakes once a second whatever is due (it never sleeps longer, to notice a stepped clock), and the %s tasks add about %s %%; robfig/cron's runner, which sleeps until its next entry, idles at %s %% with the same %s specs.\n",
-		fmt.Sprintf("%.2f", med(idle, "idle_cpu_pct_after_start")), fmt.Sprintf("%.3f", med(idle, "idle_cpu_pct")), spread(r.stat(idle, "idle_cpu_pct")), p.IdleFor,
-		fmt.Sprintf("%.3f", r.Profile.IdleOne.Metrics["idle_cpu_pct"]), num(float64(sn)),
-		fmt.Sprintf("%.3f", med(idle, "idle_cpu_pct")-r.Profile.IdleOne.Metrics["idle_cpu_pct"]),
+	settled, floor := med(idle, "idle_cpu_pct"), r.Profile.IdleOne.Metrics["idle_cpu_pct"]
+	w("9. **Idle CPU: first the runtime's, then a loop that wakes every second.** Right after the start, the process used %s %% of a core; %.0f %% of the profile's samples are the Go runtime's background scavenger giving back the memory the load had used (`runtime.bgscavenge` → `madvise`, profile below). Once that is done (debug.FreeOSMemory, then the window), %s %% (%s over the rounds): too little for the profiler to see in %v. beat holding **one** task idles at %s %% (one measurement), so about %.0f %% of it is the floor of a loop that wakes once a second whatever is due (it never sleeps longer, to notice a stepped clock), and the %s tasks add about %s %%; robfig/cron's runner, which sleeps until its next entry, idles at %s %% with the same %s specs.\n",
+		fmt.Sprintf("%.2f", med(idle, "idle_cpu_pct_after_start")), cumShare(r.Profile.IdleStartTop, "runtime.bgscavenge"),
+		fmt.Sprintf("%.3f", settled), spread(r.stat(idle, "idle_cpu_pct")), p.IdleFor,
+		fmt.Sprintf("%.3f", floor), 100*min(floor/settled, 1), num(float64(sn)), fmt.Sprintf("%.3f", max(settled-floor, 0)),
 		fmt.Sprintf("%.3f", med(key("idle", scaleRobfig, sn), "idle_cpu_pct")), num(float64(sn)))
 	w("10. **Not measured here: logs.** The benchmark gives the schedulers a discarding logger. beat logs two lines at info per run (run started, run succeeded), so a burst of %s tasks writes %s lines at the default level.\n\n",
 		num(float64(n)), num(float64(2*n)))
@@ -162,7 +163,7 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 	w("**Allocations in the burst** (every allocation recorded; objects, from the instant until every run ended; divide by %s for per tick):\n\n```\n%s\n```\n\n",
 		num(float64(n)), r.Profile.AllocTop)
 	w("**Loading the schedule** (config.Parse of %s tasks; `-top -cum`):\n\n```\n%s\n```\n\n", num(float64(sn)), r.Profile.LoadTop)
-	w("**Live heap with the schedule held** (`-sample_index=inuse_space`):\n\n```\n%s\n```\n\n", r.Profile.HeapTop)
+	w("**Live heap with the schedule held** (`-sample_index=inuse_space`; the runtime samples an allocation every 512 kB, so the per-function figures, and the per-task shares in finding 8, are approximate):\n\n```\n%s\n```\n\n", r.Profile.HeapTop)
 	w("**Idle CPU right after the start**, then **settled**:\n\n```\n%s\n```\n\n```\n%s\n```\n", r.Profile.IdleStartTop, r.Profile.IdleTop)
 	return b.String()
 }
@@ -180,15 +181,23 @@ func burstEvalsha(r *Report, impl string) float64 {
 	return summarize(v).Median
 }
 
-// coldVerdict says what the misses cost the whole burst.
-func coldVerdict(cold, loaded float64) string {
+// coldVerdict says what the misses cost the whole burst, given the EVALs
+// sent per tick.
+func coldVerdict(cold, loaded, evals float64) string {
 	if loaded <= 0 {
 		return ""
 	}
-	if d := cold/loaded - 1; d < 0.1 {
-		return fmt.Sprintf(" (%+.0f %%: once the first EVAL has loaded a script, the claims after it find it, so only those already in flight miss)", 100*d)
+	var why string
+	if evals >= 0.5 {
+		// Script.Run's EVALSHA and its EVAL take a connection each: the
+		// EVAL waits behind every EVALSHA already queued for the pool.
+		why = ". Nearly every claim missed: a claim's EVALSHA and its EVAL each wait for a pool connection, so the first EVAL can reach the server only after the EVALSHAs of all the claims queued before it have failed"
 	}
-	return fmt.Sprintf(" (%.0f %% more)", 100*(cold/loaded-1))
+	d := cold/loaded - 1
+	if d < 0.1 {
+		return fmt.Sprintf(" (%+.0f %%)%s; the whole burst hardly suffered, since a NOSCRIPT answer is cheap and the EVAL replaces the script run, but %.1f× as many round trips went to claims", 100*d, why, 1+evals)
+	}
+	return fmt.Sprintf(" (%.0f %% more)%s", 100*d, why)
 }
 
 // evalCalls is the EVALs per tick of each burst.
