@@ -9,11 +9,29 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Limits on what aliases can make of a small file: an alias may refer to
-// its own ancestor, and nested aliases expand exponentially.
+// Limits on what aliases can make of a file: an alias may refer to its own
+// ancestor, and nested aliases expand exponentially ("billion laughs"), as
+// do merge keys and aliases of long strings used many times.
+//
+// Reading is counted (see expand) rather than the file's size, as the cost
+// is in the reading: each use of an alias reads the value it names again,
+// building new maps and lists for args and new messages that quote it. A
+// file read once, without aliases, costs at most twice its own size (an
+// args mapping is read as a value and then as pairs). So the budget grows
+// with the file: a plain schedule of any number of tasks loads, while what
+// aliases can add is bounded by a multiple of the file, which the parser has
+// already held in memory, and a small file that expands exponentially stops
+// after expandFloor reads, in milliseconds and megabytes. The floor leaves
+// room for small files that anchor shared settings; the ratio, for large
+// ones that merge defaults (<<: *defaults) into each task and share their
+// args, which reads three or four times the file.
 const (
 	maxDepth    = 64
-	maxExpanded = 100_000 // mappings and args values, counting each alias use
+	expandFloor = 100_000
+	expandRatio = 10
+	// scalarBytes: a scalar costs one read per this many bytes more, as
+	// its text is scanned, and may be quoted in messages, at each use.
+	scalarBytes = 32
 )
 
 // entry is one key: value pair of a mapping; key is nil for a document root.
@@ -70,7 +88,11 @@ func (d *decoder) pairs(n *yaml.Node, depth int) []entry {
 	if depth > maxDepth {
 		d.giveUp(n.Line, "merge keys (<<) nested more than %d levels deep (does a mapping merge itself?)", maxDepth)
 	}
-	if !d.expand(n) {
+	keys := 0
+	for i := 0; i < len(n.Content); i += 2 {
+		keys += cost(resolve(n.Content[i]))
+	}
+	if !d.expand(n, 1+keys) {
 		return nil
 	}
 	var own, merged []entry
@@ -172,6 +194,7 @@ func (d *decoder) str(e entry, name string) (s string, ok bool) {
 		d.problem(e.line(), "%s: expected a string, got %s", name, describe(n))
 		return "", false
 	}
+	d.expand(n, cost(n)) // past the limit, giveUp drops what follows
 	return n.Value, true
 }
 
@@ -183,6 +206,7 @@ func (d *decoder) duration(e entry, name string) (v time.Duration, set bool) {
 		return 0, false
 	}
 	const form = `use a number with a unit, like "30s" or "1m30s"`
+	d.expand(n, cost(n))
 	if n.Kind != yaml.ScalarNode {
 		d.problem(e.line(), "%s: expected a duration (%s), got %s", name, form, describe(n))
 		return 0, false
@@ -212,6 +236,7 @@ func (d *decoder) boolean(e entry, name string) (v, set bool) {
 	if isNull(n) {
 		return false, false
 	}
+	d.expand(n, cost(n))
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&v) != nil {
 		d.problem(e.line(), "%s: expected true or false, got %s", name, describe(n))
 		return false, false
@@ -250,7 +275,7 @@ func (d *decoder) value(n *yaml.Node, path string, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
-	if !d.expand(n) {
+	if !d.expand(n, cost(n)) {
 		return nil, errTooBig
 	}
 	switch n.Kind {
@@ -288,14 +313,43 @@ func (d *decoder) value(n *yaml.Node, path string, depth int) (any, error) {
 	return n.Value, nil
 }
 
-var errTooBig = fmt.Errorf("the file expands to more than %d values, counting each use of an alias", maxExpanded)
+var errTooBig = fmt.Errorf("aliases make the file too big to read: each use of an alias (*name) or merge key (<<: *name) reads the value it names again, and a file may read at most %d values plus %d times its own; use fewer aliases, or anchor smaller values", expandFloor, expandRatio)
 
-// expand counts one more node read; false means that decoding must stop.
-func (d *decoder) expand(n *yaml.Node) bool {
-	if d.expanded++; d.expanded > maxExpanded {
-		d.giveUp(n.Line, "%v; make it smaller", errTooBig)
+// expand counts the cost of reading n; false means that decoding must stop.
+// d.expanded counts up from minus the budget, which is set at the first
+// read: that of the document's root, as config reads the top-level mapping
+// before anything else. (Were it of a part of the file, the budget would
+// only be smaller.)
+func (d *decoder) expand(n *yaml.Node, c int) bool {
+	if d.stopped {
+		return false
+	}
+	if d.expanded == 0 {
+		d.expanded = -(expandFloor + expandRatio*size(n))
+	}
+	if d.expanded += c; d.expanded >= 0 {
+		d.giveUp(n.Line, "%v", errTooBig)
 	}
 	return !d.stopped
+}
+
+// cost is what reading n once counts: one, and one more per scalarBytes of
+// a scalar's text.
+func cost(n *yaml.Node) int {
+	if n == nil {
+		return 0
+	}
+	return 1 + len(n.Value)/scalarBytes
+}
+
+// size is the cost of reading n and what it holds once each, not following
+// aliases: the file's own size, for the root.
+func size(n *yaml.Node) int {
+	c := cost(n)
+	for _, m := range n.Content {
+		c += size(m)
+	}
+	return c
 }
 
 // giveUp reports a problem that ends decoding, as what follows would only
