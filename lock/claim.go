@@ -156,6 +156,11 @@ type ClaimResult struct {
 	// ttl ago after losing its records: a run claimed before may still hold
 	// a lock the store no longer knows of.
 	Guarded bool
+	// PeerClaimed is set, when the store keeps it, with Claimed when the
+	// task's claim before this one was made by another session: the caller
+	// has peers claiming the same ticks (a replica that wins every race
+	// learns so from it). A store that does not keep it leaves it false.
+	PeerClaimed bool
 }
 
 // Claimer claims scheduled ticks. Every method is one atomic step in the
@@ -219,6 +224,124 @@ type Claimer interface {
 	Claim(ctx context.Context, req ClaimRequest) (ClaimResult, error)
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, l Lease, run *RunRecord) (bool, error)
+}
+
+// BatchClaimer is a Claimer that claims many ticks in one call: the claims
+// of ticks that come due together then cost about one round trip, not one
+// each.
+//
+// ClaimBatch answers reqs[i] in results[i] as Claim would have, had the
+// requests been claimed one after another in their order; each claim is
+// atomic on its own, judged by the store's clock when the store reaches it.
+// The requests share one Owner, Session, TTL, MaxSkew and KnownEpoch (they
+// are one replica's) and name distinct tasks; otherwise, or when one of them
+// is invalid, the whole batch fails with an error naming the request, and
+// nothing is claimed. A store failure is one error for the whole batch,
+// with no results: any of its claims may have been recorded, as when an
+// answer to Claim is lost, and a retry of a tick by the same owner and
+// session gets its lease back.
+type BatchClaimer interface {
+	ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]ClaimResult, error)
+}
+
+// ClaimBatch claims reqs through c's ClaimBatch when it has one, and
+// otherwise one request after another through Claim, stopping at the first
+// error (the store wrappers use it to pass batches on unchanged).
+func ClaimBatch(ctx context.Context, c Claimer, reqs []ClaimRequest) ([]ClaimResult, error) {
+	if b, ok := c.(BatchClaimer); ok {
+		return b.ClaimBatch(ctx, reqs)
+	}
+	if err := CheckBatch(reqs); err != nil {
+		return nil, err
+	}
+	results := make([]ClaimResult, len(reqs))
+	for i, req := range reqs {
+		res, err := c.Claim(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = res
+	}
+	return results, nil
+}
+
+// CheckBatch checks the requests of a batch (see BatchClaimer).
+func CheckBatch(reqs []ClaimRequest) error {
+	tasks := make(map[string]struct{}, len(reqs))
+	for i, req := range reqs {
+		if err := CheckClaim(req); err != nil {
+			return fmt.Errorf("lock: claim %d of the batch: %w", i, err)
+		}
+		first := reqs[0]
+		if req.Owner != first.Owner || req.Session != first.Session || req.TTL != first.TTL ||
+			req.MaxSkew != first.MaxSkew || !req.KnownEpoch.Equal(first.KnownEpoch) {
+			return fmt.Errorf("lock: claim %d of the batch: its owner, session, ttl, max skew or known epoch differs from the first claim's; a batch is one replica's", i)
+		}
+		if _, dup := tasks[req.Task]; dup {
+			return fmt.Errorf("lock: claim %d of the batch: task %q appears twice; claim its ticks in separate batches", i, req.Task)
+		}
+		tasks[req.Task] = struct{}{}
+	}
+	return nil
+}
+
+// LeaseEnd is a lease to release and, when Run is not nil, how its run
+// ended (see Claimer.ReleaseLease).
+type LeaseEnd struct {
+	Lease Lease
+	Run   *RunRecord
+}
+
+// BatchReleaser is a Claimer that releases many leases in one call: the
+// runs of a burst end together, and their releases then cost about one
+// round trip, not one each.
+//
+// ReleaseBatch answers ends[i] in released[i] as ReleaseLease would have,
+// had the leases been released one after another in their order; each
+// release (with its run record) is atomic on its own. When one of them is
+// invalid the whole batch fails with an error naming it, and nothing is
+// released. A store failure is one error for the whole batch, with no
+// results: any of them may have been released, and a lease released
+// already answers false when asked again.
+type BatchReleaser interface {
+	ReleaseBatch(ctx context.Context, ends []LeaseEnd) ([]bool, error)
+}
+
+// CheckEnds checks the leases and run records of a ReleaseBatch, and
+// returns the run records as a store records them (see CheckRun).
+func CheckEnds(ends []LeaseEnd) ([]*RunRecord, error) {
+	runs := make([]*RunRecord, len(ends))
+	for i, e := range ends {
+		err := CheckLease(e.Lease, -1)
+		if err == nil {
+			runs[i], err = CheckRun(e.Lease, e.Run)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lock: release %d of the batch (%q): %w", i, e.Lease.Key, err)
+		}
+	}
+	return runs, nil
+}
+
+// ReleaseBatch releases ends through c's ReleaseBatch when it has one, and
+// otherwise one after another through ReleaseLease, stopping at the first
+// error.
+func ReleaseBatch(ctx context.Context, c Claimer, ends []LeaseEnd) ([]bool, error) {
+	if b, ok := c.(BatchReleaser); ok {
+		return b.ReleaseBatch(ctx, ends)
+	}
+	if _, err := CheckEnds(ends); err != nil {
+		return nil, err
+	}
+	released := make([]bool, len(ends))
+	for i, e := range ends {
+		ok, err := c.ReleaseLease(ctx, e.Lease, e.Run)
+		if err != nil {
+			return nil, err
+		}
+		released[i] = ok
+	}
+	return released, nil
 }
 
 // Store is what the scheduler needs of a lock store.

@@ -298,6 +298,16 @@ func (r refusing) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	return res, r.mark(err)
 }
 
+func (r refusing) ClaimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	res, err := lock.ClaimBatch(ctx, r.Store, reqs)
+	return res, r.mark(err)
+}
+
+func (r refusing) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]bool, error) {
+	released, err := lock.ReleaseBatch(ctx, r.Store, ends)
+	return released, r.mark(err)
+}
+
 func (r refusing) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
 	ok, err := r.Store.RenewLease(ctx, l, ttl)
 	return ok, r.mark(err)

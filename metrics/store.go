@@ -20,7 +20,7 @@ func (m *Metrics) Store(s lock.Store) lock.Store {
 }
 
 var storeOps = []string{"try_acquire", "release", "renew", "is_locked", "owner", "release_all",
-	"epoch", "claim", "renew_lease", "release_lease"}
+	"epoch", "claim", "claim_batch", "renew_lease", "release_lease", "release_batch"}
 
 type store struct {
 	s lock.Store
@@ -91,6 +91,20 @@ func (s *store) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimRes
 	res, err := s.s.Claim(ctx, req)
 	s.done("claim", start, err)
 	return res, err
+}
+
+func (s *store) ClaimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	start := time.Now()
+	res, err := lock.ClaimBatch(ctx, s.s, reqs)
+	s.done("claim_batch", start, err)
+	return res, err
+}
+
+func (s *store) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]bool, error) {
+	start := time.Now()
+	released, err := lock.ReleaseBatch(ctx, s.s, ends)
+	s.done("release_batch", start, err)
+	return released, err
 }
 
 func (s *store) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {

@@ -54,3 +54,55 @@ func BenchmarkClaim(b *testing.B, s lock.Store) {
 		}
 	}
 }
+
+// BenchmarkClaimBatch measures claiming one tick of each of n tasks in one
+// batch (s must be a lock.BatchClaimer), reported per claim, as a
+// replica's burst of n ticks due together costs the store. Epoch as for
+// BenchmarkClaim.
+func BenchmarkClaimBatch(b *testing.B, s lock.Store, n int) {
+	ctx := context.Background()
+	bc, ok := s.(lock.BatchClaimer)
+	if !ok {
+		b.Fatalf("%T is not a lock.BatchClaimer", s)
+	}
+	tick, _, err := s.Epoch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]lock.ClaimRequest, n)
+	for i := range reqs {
+		reqs[i] = lock.ClaimRequest{Task: fmt.Sprintf("bench-%d", i), Owner: "bench", TTL: time.Minute}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for j := range reqs {
+			reqs[j].Tick = tick.Add(time.Duration(i) * time.Millisecond)
+			reqs[j].Policy = lock.Allow // no lock of an earlier tick in the way
+		}
+		res, err := bc.ClaimBatch(ctx, reqs)
+		if err != nil || len(res) != n || res[n-1].Outcome != lock.Claimed {
+			b.Fatalf("ClaimBatch = %d results, %v", len(res), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/claim")
+}
+
+// BenchmarkRenewLease measures renewing one claimed lease, as a running
+// task's lease is renewed.
+func BenchmarkRenewLease(b *testing.B, s lock.Store) {
+	ctx := context.Background()
+	tick, _, err := s.Epoch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := s.Claim(ctx, lock.ClaimRequest{Task: "bench", Tick: tick, Owner: "bench", TTL: time.Minute})
+	if err != nil || res.Outcome != lock.Claimed {
+		b.Fatalf("Claim = %+v, %v", res, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := s.RenewLease(ctx, res.Lease, time.Minute); err != nil || !ok {
+			b.Fatalf("RenewLease = %v, %v", ok, err)
+		}
+	}
+}

@@ -10,9 +10,39 @@ import (
 	"github.com/beatlock/beat/lock"
 )
 
+// tryClaim claims req through Claim, or in batch mode through a batch of
+// one, which must answer as Claim does.
+func (c checker) tryClaim(req lock.ClaimRequest) (lock.ClaimResult, error) {
+	if !c.batch {
+		return c.s.Claim(bg(), req)
+	}
+	res, err := c.claimBatch(req)
+	if err != nil {
+		return lock.ClaimResult{}, err
+	}
+	if len(res) != 1 {
+		c.t.Fatalf("ClaimBatch of one claim answered %d results", len(res))
+	}
+	return res[0], nil
+}
+
+// claimBatch claims reqs in one batch; the store must be a BatchClaimer.
+func (c checker) claimBatch(reqs ...lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	c.t.Helper()
+	b, ok := c.s.(lock.BatchClaimer)
+	if !ok {
+		c.t.Fatalf("%T is not a lock.BatchClaimer; every store claims in batches", c.s)
+	}
+	res, err := b.ClaimBatch(bg(), reqs)
+	if err == nil && len(res) != len(reqs) {
+		c.t.Fatalf("ClaimBatch of %d claims answered %d results", len(reqs), len(res))
+	}
+	return res, err
+}
+
 func (c checker) claim(req lock.ClaimRequest) lock.ClaimResult {
 	c.t.Helper()
-	res, err := c.s.Claim(bg(), req)
+	res, err := c.tryClaim(req)
 	if err != nil {
 		c.t.Fatalf("Claim(%+v): %v", req, err)
 	}
@@ -69,7 +99,12 @@ func (c checker) req(task string, n int, owner string, p lock.Policy) lock.Claim
 // maxSkew is the MaxSkew of the suite's claims.
 const maxSkew = 2 * time.Second
 
-func (s *suite) claim(t *testing.T) {
+// claim runs the claim rows through Claim, and claimBatchOfOne runs them
+// again through batches of one claim.
+func (s *suite) claim(t *testing.T)           { s.claimRows(t, false) }
+func (s *suite) claimBatchOfOne(t *testing.T) { s.claimRows(t, true) }
+
+func (s *suite) claimRows(t *testing.T, batch bool) {
 	rows := []struct {
 		name string
 		run  func(c checker)
@@ -296,7 +331,7 @@ func (s *suite) claim(t *testing.T) {
 			c.claimOutcome(r, lock.AlreadyClaimed)
 			bad := c.req("t", 3, "a", lock.Forbid)
 			bad.NotAfter = c.tick(3)
-			if _, err := c.s.Claim(bg(), bad); err == nil {
+			if _, err := c.tryClaim(bad); err == nil {
 				c.t.Error("a NotAfter not after the tick was accepted")
 			}
 		}},
@@ -312,13 +347,13 @@ func (s *suite) claim(t *testing.T) {
 			}
 		}},
 		{"a task name with '@' is refused", func(c checker) {
-			_, err := c.s.Claim(bg(), c.req("x@2026-11-27T12:01:00.000Z", 1, "a", lock.Forbid))
+			_, err := c.tryClaim(c.req("x@2026-11-27T12:01:00.000Z", 1, "a", lock.Forbid))
 			if !errors.Is(err, lock.ErrInvalidKey) {
 				c.t.Errorf("err = %v; want ErrInvalidKey", err)
 			}
 			r := c.req("t", 1, "a", lock.Forbid)
 			r.MaxSkew = -time.Second
-			if _, err := c.s.Claim(bg(), r); err == nil {
+			if _, err := c.tryClaim(r); err == nil {
 				c.t.Error("a negative MaxSkew was accepted")
 			}
 			c.held("t", "")
@@ -335,7 +370,11 @@ func (s *suite) claim(t *testing.T) {
 		}},
 	}
 	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) { r.run(s.checker(t)) })
+		t.Run(r.name, func(t *testing.T) {
+			c := s.checker(t)
+			c.batch = batch
+			r.run(c)
+		})
 	}
 }
 

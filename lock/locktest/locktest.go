@@ -56,9 +56,12 @@ func Run(t *testing.T, h Harness) {
 	}
 	t.Run("Contention", s.contention)
 	t.Run("Claim", s.claim)
+	t.Run("ClaimBatchOfOne", s.claimBatchOfOne)
+	t.Run("ClaimBatch", s.claimBatch)
 	t.Run("ClaimExpiry", s.claimExpiry)
 	t.Run("FutureRecord", s.futureRecord)
 	t.Run("ClaimContention", s.claimContention)
+	t.Run("ClaimBatchContention", s.claimBatchContention)
 	t.Run("RunRecord", s.runRecord)
 	t.Run("Inspector", s.inspector)
 	t.Run("InspectorExpiry", s.inspectorExpiry)
@@ -77,6 +80,8 @@ type checker struct {
 	s    lock.Store
 	wait func(time.Duration) // lets time pass for s
 	base time.Time           // the first whole minute after the store's epoch
+	// batch makes claim and its kin claim through batches of one.
+	batch bool
 }
 
 func (c checker) acquire(key, owner string, ttl time.Duration, want bool) {

@@ -13,8 +13,10 @@ import (
 )
 
 var (
-	_ lock.Store     = (*Backend)(nil)
-	_ lock.Inspector = (*Backend)(nil)
+	_ lock.Store         = (*Backend)(nil)
+	_ lock.Inspector     = (*Backend)(nil)
+	_ lock.BatchClaimer  = (*Backend)(nil)
+	_ lock.BatchReleaser = (*Backend)(nil)
 )
 
 // Backend is an in-process lock store, safe for concurrent use. Expiry is
@@ -213,7 +215,29 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 		return lock.ClaimResult{}, err
 	}
 	defer b.mu.Unlock()
+	return b.claim(req, now), nil
+}
 
+// ClaimBatch claims every request under one hold of the store's mutex, at
+// one reading of its clock.
+func (b *Backend) ClaimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	if err := lock.CheckBatch(reqs); err != nil {
+		return nil, err
+	}
+	now, err := b.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	results := make([]lock.ClaimResult, len(reqs))
+	for i, req := range reqs {
+		results[i] = b.claim(req, now)
+	}
+	return results, nil
+}
+
+// claim decides req at now; b.mu is held.
+func (b *Backend) claim(req lock.ClaimRequest, now time.Time) lock.ClaimResult {
 	res := lock.ClaimResult{StoreTime: now, Epoch: b.epoch}
 	tick := req.Tick.UnixMilli()
 	nowMS := now.UnixMilli()
@@ -221,13 +245,13 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	switch {
 	case tick > horizon:
 		res.Outcome = lock.ClockAhead
-		return res, nil
+		return res
 	case tick > nowMS:
 		res.Outcome = lock.NotYet
-		return res, nil
+		return res
 	case tick < b.epoch.UnixMilli():
 		res.Outcome = lock.StoreLost
-		return res, nil
+		return res
 	}
 
 	st := b.tasks[req.Task]
@@ -250,41 +274,42 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 			b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 			res.Outcome, res.Previous = lock.Claimed, msTime(st.prev)
 			res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
-			return res, nil
+			return res
 		}
 		res.Outcome = lock.AlreadyClaimed
 		if tick < last && tick > st.prev && last == st.last {
 			res.Outcome = lock.TooLate // passed over: claims only move forward
 		}
-		return res, nil
+		return res
 	}
 	if busy != 0 && tick <= busy {
 		res.Outcome = lock.Busy
-		return res, nil
+		return res
 	}
 	if !req.NotAfter.IsZero() && !now.Before(req.NotAfter) {
 		res.Outcome = lock.TooLate
-		return res, nil
+		return res
 	}
 	// A memory store never loses its records while it lives, so no claim is
 	// Guarded.
 	if req.Policy == lock.Forbid && b.locks[key] != nil {
 		st.busy = tick
 		res.Outcome = lock.Busy
-		return res, nil
+		return res
 	}
 	if old := b.locks[key]; old != nil {
 		b.remove(key, old) // Replace: the old holder's lease no longer matches
 	}
 	// The token also follows the clock, so that it keeps rising even if this
 	// record is lost and rebuilt from nothing.
+	res.PeerClaimed = st.last != 0 && st.session != req.Session
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
 	st.last, st.prev, st.busy = tick, decided, 0 // busy is older: decided by it
 	st.session, st.key = req.Session, key
 	b.set(key, req.Owner, st.fence, now.Add(req.TTL))
 	res.Outcome = lock.Claimed
 	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
-	return res, nil
+	return res
 }
 
 // msTime is the inverse of time.Time.UnixMilli, in UTC; 0 is the zero time.
@@ -313,34 +338,45 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 }
 
 func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
-	if err := lock.CheckLease(l, -1); err != nil {
-		return false, err
-	}
-	rec, err := lock.CheckRun(l, run)
+	released, err := b.ReleaseBatch(ctx, []lock.LeaseEnd{{Lease: l, Run: run}})
 	if err != nil {
-		return false, fmt.Errorf("memlock: release-lease %q: %w", l.Key, err)
+		return false, fmt.Errorf("memlock: release-lease: %w", err)
 	}
-	if rec != nil {
-		// At the millisecond precision of every store.
-		if !rec.Tick.IsZero() {
-			rec.Tick = msTime(rec.Tick.UnixMilli())
+	return released[0], nil
+}
+
+// ReleaseBatch releases every lease under one hold of the store's mutex.
+func (b *Backend) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]bool, error) {
+	runs, err := lock.CheckEnds(ends)
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range runs {
+		if rec != nil {
+			// At the millisecond precision of every store.
+			if !rec.Tick.IsZero() {
+				rec.Tick = msTime(rec.Tick.UnixMilli())
+			}
+			rec.Duration = rec.Duration.Truncate(time.Millisecond)
 		}
-		rec.Duration = rec.Duration.Truncate(time.Millisecond)
 	}
 	now, err := b.begin(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer b.mu.Unlock()
-	if rec != nil {
-		b.record(l.Task, rec, now)
+	released := make([]bool, len(ends))
+	for i, end := range ends {
+		l := end.Lease
+		if runs[i] != nil {
+			b.record(l.Task, runs[i], now)
+		}
+		if e := b.locks[l.Key]; e != nil && e.owner == l.Owner && e.token == l.Token {
+			b.remove(l.Key, e)
+			released[i] = true
+		}
 	}
-	e := b.locks[l.Key]
-	if e == nil || e.owner != l.Owner || e.token != l.Token {
-		return false, nil
-	}
-	b.remove(l.Key, e)
-	return true, nil
+	return released, nil
 }
 
 // set stores key's entry or updates it in place; callers hold b.mu.

@@ -2,9 +2,9 @@ package pglock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,52 +13,59 @@ import (
 	"github.com/beatlock/beat/lock"
 )
 
-// The claim is one READ COMMITTED transaction, the algorithm of redislock's
-// claim script with the task's row lock in place of Lua's atomicity:
+// A batch of claims (ClaimBatch) is one READ COMMITTED transaction, the
+// algorithm of redislock's claim script with the tasks' row locks in place
+// of Lua's atomicity. Claim is a batch of one, so that the two cannot
+// answer differently.
 //
-//  1. One round trip, pipelined: BEGIN; SELECT the task's row FOR UPDATE
-//     (claims of one task queue here, one at a time); SELECT the meta row
-//     with clock_timestamp() and the database's identity. The meta row is
-//     read after the task's row is locked, so a claim sees every epoch
-//     and guard that an earlier claim of its task wrote. A task without a
-//     row gets one (INSERT ... ON CONFLICT DO NOTHING, then the two SELECTs
-//     again): claims lock their task before they decide, even the first.
-//  2. Rarely: begin an epoch or set the guard (see epoch.go).
-//  3. Decide in Go, as memlock does: the clock checks, the epoch, the
-//     task's record.
-//  4. One round trip, pipelined, when the claim writes: upsert the lock row
-//     with the new token (under Forbid only over an expired row, so that a
-//     lock taken meanwhile by TryAcquire makes the tick Busy), update the
-//     task's record if the lock row now carries the token, else record the
-//     tick as busy; delete a few expired lock rows (SKIP LOCKED: never
-//     waits); COMMIT. An outcome that writes nothing sends COMMIT alone.
+//  1. One round trip, pipelined: BEGIN; INSERT the batch's task rows that
+//     are missing (ON CONFLICT DO NOTHING), so that claims lock their task
+//     before they decide, even the first; SELECT the batch's task rows FOR
+//     UPDATE (claims of one task queue here, one at a time); SELECT the
+//     meta row with clock_timestamp() and the database's identity. The meta
+//     row is read after the task rows are locked, so a claim sees every
+//     epoch and guard that an earlier claim of its task wrote.
+//  2. Rarely: begin an epoch or set the guard (see epoch.go), once for the
+//     batch: its claims share their ttl and known epoch, and the first to
+//     settle the epoch settles it for the others.
+//  3. Decide each claim in Go, as memlock does (decide): the clock checks,
+//     the epoch, the task's record.
+//  4. One round trip, pipelined, each statement over arrays that hold the
+//     whole batch and queued only when some claim needs it: lock, in key
+//     order, the lock rows the batch writes, when it writes two or more
+//     (see below); renew the lock of each tick its session asks for again;
+//     record as busy the Forbid ticks skipped under the guard; upsert the
+//     lock rows with the new tokens (under Forbid only over an expired row,
+//     so that a lock taken meanwhile by TryAcquire makes the tick Busy);
+//     update the record of each task whose lock row now carries the token,
+//     and record the others' ticks as busy; delete a few expired lock rows
+//     per claim (SKIP LOCKED: never waits); COMMIT.
 //
-// A claim is thus two round trips, three for a task's first claim; no
-// statement in it waits on anything but the row locks described here.
-// Locks are taken in one order everywhere, the task's row before a lock
-// row (ReleaseLease with a run does the same), so claims never deadlock
-// with each other or with lease calls; the meta row is written only by a
-// transaction that holds nothing else or only its task's row.
+// A batch is thus two round trips whatever its size; no statement in it
+// waits on anything but the row locks described here. Locks are taken in
+// one order everywhere, so that no two calls deadlock: task rows before
+// lock rows; task rows in the order of their names (a batch inserts and
+// locks its task rows in that order, ReleaseBatch upserts its runs' task
+// rows in it; ReleaseLease with a run, ForceRelease and Forget take their
+// one task's row); and lock rows in the order of their keys in every call
+// that holds more than one: a batch of claims locks those it writes,
+// ReleaseBatch those of its leases, ReleaseAll those of the owner, each
+// before it writes any (without any one of the three, TestNoDeadlock fails
+// in most runs). The other calls write one lock row and hold no other. The
+// meta row is written only by a transaction that holds nothing else or
+// only its task rows.
+//
+// One gap remains: a lock row that a TryAcquire inserts on one of a
+// batch's keys between the batch's locking of its rows and its upsert is
+// locked out of order. Should a ReleaseAll of the TryAcquire's owner hold
+// that row and wait for another of the batch's, PostgreSQL fails one of
+// the two after deadlock_timeout: an error, never a wrong answer.
 
 // taskState is a task's claim record; ticks in Unix ms, 0 for none.
 type taskState struct {
 	last, prev, busy int64
 	fence            int64
 	session          []byte
-}
-
-func (b *Backend) stateSelect() string {
-	return `SELECT last_claimed, prev, busy, fence, session FROM ` + b.tasks + ` WHERE task = $1::bytea FOR UPDATE`
-}
-
-func scanState(row pgx.Row) (st taskState, found bool, err error) {
-	var last, prev, busy pgtype.Timestamptz
-	err = row.Scan(&last, &prev, &busy, &st.fence, &st.session)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, false, nil
-	}
-	st.last, st.prev, st.busy = unixMS(last), unixMS(prev), unixMS(busy)
-	return st, err == nil, err
 }
 
 // unixMS is t in Unix milliseconds, 0 for NULL.
@@ -77,98 +84,47 @@ func msTime(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-// msParam is a tick for a timestamptz parameter, NULL for 0.
-func msParam(ms int64) any {
-	if ms == 0 {
-		return nil
-	}
-	return time.UnixMilli(ms).UTC()
+// msParam is a tick for a timestamptz array parameter, NULL for 0.
+func msParam(ms int64) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: msTime(ms), Valid: ms != 0}
 }
 
-func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
-	if err := lock.CheckClaim(req); err != nil {
-		return lock.ClaimResult{}, err
-	}
-	if b.err != nil {
-		return lock.ClaimResult{}, b.err
-	}
-	res, err := b.claim(ctx, req)
-	if err != nil {
-		return lock.ClaimResult{}, b.fail("claim", req.Task, fmt.Errorf("tick %s: %w", req.Tick.UTC().Format(time.RFC3339Nano), err))
-	}
-	return res, nil
+// action is what a claim writes once decided.
+type action uint8
+
+const (
+	answer action = iota // nothing: the decision's result is the answer
+	renew                // the same session asks again: renew its lock
+	skip                 // Forbid under the guard: record the tick as busy
+	take                 // lock the key with a new token, record the tick
+)
+
+// decision is a claim as decide leaves it: its answer, but for what its
+// write settles (result).
+type decision struct {
+	res lock.ClaimResult
+	act action
+	key string
+	// token is the token to renew (renew) or to issue (take); prev, the
+	// tick decided before the claim's, its Previous when Claimed.
+	token, prev int64
 }
 
-func (b *Backend) claim(ctx context.Context, req lock.ClaimRequest) (res lock.ClaimResult, err error) {
-	e, err := b.identityExprs(ctx)
-	if err != nil {
-		return res, err
-	}
-	task := []byte(req.Task)
-	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
-	c, err := b.acquire(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer c.release()
-
-	// 1. Lock the task's row, read the meta row.
-	var (
-		st               taskState
-		m                metaRow
-		found, metaFound bool
-		first            = true
-	)
-	for {
-		batch := &pgx.Batch{}
-		if first {
-			batch.Queue(beginRC)
-		} else {
-			batch.Queue(`INSERT INTO `+b.tasks+` (task) VALUES ($1::bytea) ON CONFLICT (task) DO NOTHING`, task)
-		}
-		batch.Queue(b.stateSelect(), task)
-		batch.Queue(b.metaSelect(e))
-		err := pipeline(ctx, c, batch, func(br pgx.BatchResults) (err error) {
-			if _, err = br.Exec(); err != nil {
-				return err
-			}
-			if st, found, err = scanState(br.QueryRow()); err != nil {
-				return err
-			}
-			m, metaFound, err = scanMeta(br.QueryRow())
-			return err
-		})
-		if err != nil {
-			return res, err
-		}
-		if found {
-			break
-		}
-		if !first {
-			return res, errors.New("the task's row vanished as it was made")
-		}
-		first = false
-	}
-
-	// 2. The epoch and the guard.
-	ep, err := b.settle(ctx, c, e, m, metaFound, &req)
-	if err != nil {
-		return res, err
-	}
-
-	// 3. Decide.
+// decide judges req against its task's record st and the store's epoch and
+// clock, as lock.Claimer describes; every claim, alone or in a batch, is
+// judged here and only here.
+func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error) {
 	now := ep.now
-	res = lock.ClaimResult{StoreTime: now, Epoch: ep.epoch}
+	d := decision{
+		res: lock.ClaimResult{StoreTime: now, Epoch: ep.epoch},
+		key: lock.LeaseKey(req.Task, req.Tick, req.Policy),
+	}
+	done := func(o lock.Outcome) (decision, error) {
+		d.res.Outcome = o
+		return d, nil
+	}
 	tick := req.Tick.UnixMilli()
 	horizon := now.Add(req.MaxSkew).UnixMilli()
-	done := func(o lock.Outcome) (lock.ClaimResult, error) {
-		res.Outcome = o
-		tag, err := c.Exec(ctx, `COMMIT`)
-		if err == nil && tag.String() != "COMMIT" {
-			err = errors.New("the transaction was rolled back")
-		}
-		return res, err
-	}
 	switch {
 	case tick > horizon:
 		return done(lock.ClockAhead)
@@ -181,27 +137,19 @@ func (b *Backend) claim(ctx context.Context, req lock.ClaimRequest) (res lock.Cl
 	// A record written while the clock read differently (see lock.Claimer).
 	last, busy, future := lock.TrustRecord(st.last, st.prev, st.busy, horizon)
 	if future != 0 {
-		res.FutureRecord = msTime(future)
+		d.res.FutureRecord = msTime(future)
 	}
 	decided := max(last, busy)
-	res.Previous = msTime(decided)
+	d.res.Previous = msTime(decided)
 	if last != 0 && tick <= last {
-		if res.FutureRecord.IsZero() && tick == st.last && req.Session != "" && req.Session == string(st.session) {
-			// The same process asks again: its first answer was lost.
-			tag, err := c.Exec(ctx, `WITH n AS MATERIALIZED (SELECT clock_timestamp() AS now)
-				UPDATE `+b.locks+` l SET expires = n.now + $4::bigint * interval '1 microsecond' FROM n
-				WHERE l.key = $1::bytea AND l.owner = $2::bytea AND l.token = $3 AND l.expires > n.now`,
-				[]byte(key), []byte(req.Owner), st.fence, micros(req.TTL))
-			if err != nil {
-				return res, err
-			}
-			if tag.RowsAffected() == 1 {
-				res.Previous = msTime(st.prev)
-				res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: uint64(st.fence)}
-				return done(lock.Claimed)
-			}
+		trusted := d.res.FutureRecord.IsZero()
+		if trusted && tick == st.last && req.Session != "" && req.Session == string(st.session) {
+			// The same process asks again: its first answer was lost. It
+			// gets its lease back only while the lock still carries it.
+			d.act, d.token, d.prev = renew, st.fence, st.prev
+			return done(lock.AlreadyClaimed)
 		}
-		if res.FutureRecord.IsZero() && tick < last && tick > st.prev {
+		if trusted && tick < last && tick > st.prev {
 			return done(lock.TooLate) // passed over: claims only move forward
 		}
 		return done(lock.AlreadyClaimed)
@@ -213,62 +161,264 @@ func (b *Backend) claim(ctx context.Context, req lock.ClaimRequest) (res lock.Cl
 		return done(lock.TooLate)
 	}
 	if req.Policy == lock.Forbid && ep.guarded {
-		if _, err := c.Exec(ctx, `UPDATE `+b.tasks+` SET busy = $2 WHERE task = $1::bytea`, task, msParam(tick)); err != nil {
-			return res, err
-		}
-		res.Guarded = true
+		d.act, d.res.Guarded = skip, true
 		return done(lock.Busy)
 	}
-
-	// 4. Write, and 5. commit, in one round trip. The token also follows
-	// the clock, so that it keeps rising even if this record is lost and
-	// rebuilt from nothing.
 	if st.fence == math.MaxInt64 {
-		return res, errors.New("the task's fencing tokens are exhausted")
+		return d, fmt.Errorf("the fencing tokens of task %q are exhausted", req.Task)
 	}
-	fence := max(st.fence+1, now.UnixMicro())
-	forbid := req.Policy == lock.Forbid
-	upsert := `INSERT INTO ` + b.locks + ` AS l (key, owner, token, expires)
-		VALUES ($1::bytea, $2::bytea, $3, clock_timestamp() + $4::bigint * interval '1 microsecond')
-		ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token, expires = EXCLUDED.expires`
-	if forbid {
-		upsert += ` WHERE l.expires <= clock_timestamp()` // the task's lock held: busy
+	// The token also follows the clock, so that it keeps rising even if
+	// this record is lost and rebuilt from nothing.
+	d.act, d.token, d.prev = take, max(st.fence+1, now.UnixMicro()), decided
+	return done(lock.Busy) // unless the upsert takes the lock (Forbid)
+}
+
+// result is the claim's answer, given whether its write renewed or took
+// the lock (ok).
+func (d decision) result(req lock.ClaimRequest, ok bool) lock.ClaimResult {
+	if ok && (d.act == renew || d.act == take) {
+		d.res.Outcome, d.res.Previous = lock.Claimed, msTime(d.prev)
+		d.res.Lease = lock.Lease{Task: req.Task, Key: d.key, Owner: req.Owner, Token: uint64(d.token)}
 	}
-	holds := `EXISTS (SELECT 1 FROM ` + b.locks + ` WHERE key = $3::bytea AND token = $4)`
+	return d.res
+}
+
+func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
+	if err := lock.CheckClaim(req); err != nil {
+		return lock.ClaimResult{}, err
+	}
+	if b.err != nil {
+		return lock.ClaimResult{}, b.err
+	}
+	res, err := b.claims(ctx, []lock.ClaimRequest{req})
+	if err != nil {
+		return lock.ClaimResult{}, b.fail("claim", req.Task, fmt.Errorf("tick %s: %w", req.Tick.UTC().Format(time.RFC3339Nano), err))
+	}
+	return res[0], nil
+}
+
+func (b *Backend) ClaimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	if err := lock.CheckBatch(reqs); err != nil {
+		return nil, err
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(reqs) == 0 {
+		return []lock.ClaimResult{}, nil
+	}
+	res, err := b.claims(ctx, reqs)
+	if err != nil {
+		return nil, b.fail("claim-batch", reqs[0].Owner, fmt.Errorf("%d claims, the first of task %q: %w", len(reqs), reqs[0].Task, err))
+	}
+	return res, nil
+}
+
+// claims runs reqs, a checked batch that is not empty, as one transaction.
+func (b *Backend) claims(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	e, err := b.identityExprs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tasks := make([][]byte, len(reqs))
+	for i, req := range reqs {
+		tasks[i] = []byte(req.Task)
+	}
+	c, err := b.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.release()
+
+	// 1. Lock the task rows, read the meta row.
+	var (
+		states    = make(map[string]taskState, len(reqs))
+		m         metaRow
+		metaFound bool
+	)
 	batch := &pgx.Batch{}
-	batch.Queue(upsert+` RETURNING true`, []byte(key), []byte(req.Owner), fence, micros(req.TTL))
-	batch.Queue(`UPDATE `+b.tasks+` SET last_claimed = $2, fence = $4, prev = $5, session = $6::bytea, lock_key = $3::bytea, busy = NULL
-		WHERE task = $1::bytea AND `+holds,
-		task, msParam(tick), []byte(key), fence, msParam(decided), []byte(req.Session))
-	if forbid {
-		batch.Queue(`UPDATE `+b.tasks+` SET busy = $2 WHERE task = $1::bytea AND NOT `+holds,
-			task, msParam(tick), []byte(key), fence)
-	}
-	batch.Queue(`DELETE FROM ` + b.locks + ` WHERE key IN (SELECT key FROM ` + b.locks + `
-		WHERE expires <= clock_timestamp() ORDER BY expires LIMIT 8 FOR UPDATE SKIP LOCKED)`)
-	batch.Queue(`COMMIT`)
-	var claimed bool
-	err = pipeline(ctx, c, batch, func(br pgx.BatchResults) (err error) {
-		if claimed, err = one(br.Query()); err != nil {
-			return err
-		}
-		for range batch.Len() - 2 {
-			if _, err := br.Exec(); err != nil {
+	batch.Queue(beginRC)
+	batch.Queue(genericPlans)
+	batch.Queue(`INSERT INTO `+b.tasks+` (task) SELECT t FROM unnest($1::bytea[]) AS t ORDER BY t
+		ON CONFLICT (task) DO NOTHING`, tasks)
+	batch.Queue(`SELECT task, last_claimed, prev, busy, fence, session FROM `+b.tasks+`
+		WHERE task = ANY($1::bytea[]) ORDER BY task FOR UPDATE`, tasks).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var (
+				task             []byte
+				st               taskState
+				last, prev, busy pgtype.Timestamptz
+			)
+			if err := rows.Scan(&task, &last, &prev, &busy, &st.fence, &st.session); err != nil {
 				return err
 			}
+			st.last, st.prev, st.busy = unixMS(last), unixMS(prev), unixMS(busy)
+			states[string(task)] = st
 		}
-		return commit(br)
+		return rows.Err()
 	})
+	batch.Queue(b.metaSelect(e)).QueryRow(func(row pgx.Row) (err error) {
+		m, metaFound, err = scanMeta(row)
+		return err
+	})
+	if err := send(ctx, c, batch); err != nil {
+		return nil, err
+	}
+
+	// 2. The epoch and the guard.
+	ep, err := b.settle(ctx, c, e, m, metaFound, &reqs[0])
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	if !claimed {
-		res.Outcome = lock.Busy
-		return res, nil
+
+	// 3. Decide.
+	ds := make([]decision, len(reqs))
+	for i, req := range reqs {
+		st, ok := states[req.Task]
+		if !ok {
+			// Only a hand-made DELETE can do it: no call deletes task rows.
+			return nil, fmt.Errorf("the row of task %q vanished as it was made", req.Task)
+		}
+		if ds[i], err = decide(req, st, ep); err != nil {
+			return nil, err
+		}
 	}
-	res.Outcome = lock.Claimed
-	res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: uint64(fence)}
-	return res, nil
+
+	// 4. Write, and commit, in one round trip.
+	done, err := b.write(ctx, c, reqs, ds)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]lock.ClaimResult, len(reqs))
+	for i, d := range ds {
+		results[i] = d.result(reqs[i], done[d.key])
+	}
+	return results, nil
+}
+
+// takes are the claims of a batch that lock their keys, under one upsert,
+// and what their tasks' records become: parallel arrays, one element per
+// claim.
+type takes struct {
+	tasks, keys  [][]byte
+	ticks, prevs []pgtype.Timestamptz
+	tokens       []int64
+}
+
+func (t *takes) add(req lock.ClaimRequest, d decision) {
+	t.tasks = append(t.tasks, []byte(req.Task))
+	t.keys = append(t.keys, []byte(d.key))
+	t.ticks = append(t.ticks, msParam(req.Tick.UnixMilli()))
+	t.prevs = append(t.prevs, msParam(d.prev))
+	t.tokens = append(t.tokens, d.token)
+}
+
+// write queues the writes of the decisions ds of reqs and COMMIT, and sends
+// them in one round trip. It returns the keys whose lock a claim renewed or
+// took. The keys of a batch are distinct: its tasks are, and a task's name
+// holds no '@'; its claims share one owner, session and ttl.
+func (b *Backend) write(ctx context.Context, c txConn, reqs []lock.ClaimRequest, ds []decision) (map[string]bool, error) {
+	var (
+		forbid, other        takes
+		renewKeys, skipTasks [][]byte
+		renewTokens          []int64
+		skipTicks            []pgtype.Timestamptz
+		owner, session, ttl  = []byte(reqs[0].Owner), []byte(reqs[0].Session), micros(reqs[0].TTL)
+		done                 = make(map[string]bool)
+		readKeys             = func(rows pgx.Rows) error {
+			for rows.Next() {
+				var key []byte
+				if err := rows.Scan(&key); err != nil {
+					return err
+				}
+				done[string(key)] = true
+			}
+			return rows.Err()
+		}
+	)
+	for i, d := range ds {
+		switch req := reqs[i]; {
+		case d.act == renew:
+			renewKeys, renewTokens = append(renewKeys, []byte(d.key)), append(renewTokens, d.token)
+		case d.act == skip:
+			skipTasks, skipTicks = append(skipTasks, []byte(req.Task)), append(skipTicks, msParam(req.Tick.UnixMilli()))
+		case d.act == take && req.Policy == lock.Forbid:
+			forbid.add(req, d)
+		case d.act == take:
+			other.add(req, d)
+		}
+	}
+
+	batch := &pgx.Batch{}
+	if keys := slices.Concat(renewKeys, forbid.keys, other.keys); len(keys) > 1 {
+		// The statements below lock rows in orders of their own (the
+		// renewals in the batch's order, then each upsert's keys): lock
+		// those that exist in key order first, the order of ReleaseAll and
+		// ReleaseBatch, which may hold several of them too.
+		batch.Queue(`SELECT 1 FROM `+b.locks+` WHERE key = ANY($1::bytea[]) ORDER BY key FOR UPDATE`, keys)
+	}
+	if len(renewKeys) > 0 {
+		batch.Queue(`WITH n AS MATERIALIZED (SELECT clock_timestamp() AS now)
+			UPDATE `+b.locks+` l SET expires = n.now + $4::bigint * interval '1 microsecond'
+			FROM n, unnest($1::bytea[], $2::bigint[]) AS r(key, token)
+			WHERE l.key = r.key AND l.token = r.token AND l.owner = $3::bytea AND l.expires > n.now
+			RETURNING l.key`, renewKeys, renewTokens, owner, ttl).Query(readKeys)
+	}
+	if len(skipTasks) > 0 {
+		batch.Queue(`UPDATE `+b.tasks+` t SET busy = s.tick
+			FROM unnest($1::bytea[], $2::timestamptz[]) AS s(task, tick) WHERE t.task = s.task`, skipTasks, skipTicks)
+	}
+	for _, g := range []struct {
+		*takes
+		forbid bool
+	}{{&forbid, true}, {&other, false}} {
+		if len(g.keys) == 0 {
+			continue
+		}
+		upsert := `INSERT INTO ` + b.locks + ` AS l (key, owner, token, expires)
+			SELECT u.key, $3::bytea, u.token, clock_timestamp() + $4::bigint * interval '1 microsecond'
+			FROM unnest($1::bytea[], $2::bigint[]) AS u(key, token) ORDER BY u.key
+			ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, token = EXCLUDED.token, expires = EXCLUDED.expires`
+		if g.forbid {
+			upsert += ` WHERE l.expires <= clock_timestamp()` // the task's lock held: busy
+		}
+		batch.Queue(upsert+` RETURNING l.key`, g.keys, g.tokens, owner, ttl).Query(readKeys)
+		holds := `EXISTS (SELECT 1 FROM ` + b.locks + ` l WHERE l.key = u.key AND l.token = u.token)`
+		batch.Queue(`UPDATE `+b.tasks+` t SET last_claimed = u.tick, fence = u.token, prev = u.prev,
+				session = $6::bytea, lock_key = u.key, busy = NULL
+			FROM unnest($1::bytea[], $2::timestamptz[], $3::bytea[], $4::bigint[], $5::timestamptz[]) AS u(task, tick, key, token, prev)
+			WHERE t.task = u.task AND `+holds,
+			g.tasks, g.ticks, g.keys, g.tokens, g.prevs, session)
+		if g.forbid {
+			batch.Queue(`UPDATE `+b.tasks+` t SET busy = u.tick
+				FROM unnest($1::bytea[], $2::timestamptz[], $3::bytea[], $4::bigint[]) AS u(task, tick, key, token)
+				WHERE t.task = u.task AND NOT `+holds,
+				g.tasks, g.ticks, g.keys, g.tokens)
+		}
+	}
+	if n := len(forbid.keys) + len(other.keys); n > 0 {
+		// Each claim may leave a lock row behind (Allow's keys are never
+		// written again): sweeping more than that keeps the table small
+		// without a reaper. The clock is read once, by a sub-select, so
+		// that it bounds the scan of the index on expires: compared with
+		// each row (clock_timestamp() is volatile), it would only filter,
+		// and read every live row's entry whenever fewer rows than the
+		// limit have expired. ARRAY(...) keeps the plan a lookup by key for
+		// any limit, where the generic plan would join with a scan of the
+		// whole table.
+		batch.Queue(b.sweepSQL(), max(8, 2*n))
+	}
+	batch.Queue(`COMMIT`).Exec(committed)
+	if err := send(ctx, c, batch); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// sweepSQL deletes up to $1 expired lock rows, skipping those locked.
+func (b *Backend) sweepSQL() string {
+	return `DELETE FROM ` + b.locks + ` WHERE key = ANY (ARRAY(SELECT key FROM ` + b.locks + `
+		WHERE expires <= (SELECT clock_timestamp()) ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`
 }
 
 func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
@@ -289,60 +439,4 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 		return false, b.fail("renew-lease", l.Key, err)
 	}
 	return tag.RowsAffected() == 1, nil
-}
-
-// ReleaseLease is one statement, or with a run one transaction of two in
-// one round trip: the run's upsert locks the task's row before the lock row
-// is deleted, the order of claims.
-func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
-	if err := lock.CheckLease(l, -1); err != nil {
-		return false, err
-	}
-	rec, err := lock.CheckRun(l, run)
-	if err != nil {
-		return false, fmt.Errorf("pglock: release-lease %q: %w", l.Key, err)
-	}
-	if err := checkToken("release-lease", l); err != nil {
-		return false, err
-	}
-	if b.err != nil {
-		return false, b.err
-	}
-	release := `WITH n AS MATERIALIZED (SELECT clock_timestamp() AS now)
-		DELETE FROM ` + b.locks + ` l USING n WHERE l.key = $1::bytea AND l.owner = $2::bytea AND l.token = $3
-		RETURNING l.expires > n.now`
-	args := []any{[]byte(l.Key), []byte(l.Owner), int64(l.Token)}
-	if rec == nil {
-		rows, err := b.pool.Query(ctx, release, args...)
-		ok, err := anyTrue(rows, err)
-		if err != nil {
-			return false, b.fail("release-lease", l.Key, err)
-		}
-		return ok, nil
-	}
-	var tick any
-	if !rec.Tick.IsZero() {
-		tick = ms(rec.Tick)
-	}
-	var ok bool
-	err = b.inTx(ctx, func(batch *pgx.Batch) {
-		batch.Queue(`INSERT INTO `+b.tasks+` AS t (task, run_tick, run_token, run_owner, run_result, run_ms, run_error, run_ended)
-			VALUES ($1::bytea, $2, $3, $4::bytea, $5, $6, $7::bytea, date_trunc('milliseconds', clock_timestamp()))
-			ON CONFLICT (task) DO UPDATE SET run_tick = EXCLUDED.run_tick, run_token = EXCLUDED.run_token,
-				run_owner = EXCLUDED.run_owner, run_result = EXCLUDED.run_result, run_ms = EXCLUDED.run_ms,
-				run_error = EXCLUDED.run_error, run_ended = EXCLUDED.run_ended
-			WHERE t.run_token IS NULL OR t.run_token <= EXCLUDED.run_token`,
-			[]byte(l.Task), tick, int64(rec.Token), []byte(rec.Owner), rec.Result, rec.Duration.Milliseconds(), []byte(rec.Error))
-		batch.Queue(release, args...)
-	}, func(br pgx.BatchResults) (err error) {
-		if _, err = br.Exec(); err != nil {
-			return err
-		}
-		ok, err = anyTrue(br.Query())
-		return err
-	})
-	if err != nil {
-		return false, b.fail("release-lease", l.Key, err)
-	}
-	return ok, nil
 }

@@ -24,3 +24,6 @@ func ResetIdentity(b *Backend) { b.ident.reset() }
 
 // ReleaseAllSQL is the statement of ReleaseAll, for EXPLAIN.
 func ReleaseAllSQL(b *Backend) string { return b.releaseAllSQL() }
+
+// SweepSQL is the statement that deletes expired lock rows, for EXPLAIN.
+func SweepSQL(b *Backend) string { return b.sweepSQL() }

@@ -6,10 +6,12 @@
 // judged by the database's clock_timestamp(), never the client's clock. A
 // row whose expiry has passed is absent to every call, and deleted lazily.
 // Every operation is one statement, or one short READ COMMITTED transaction
-// of pipelined statements (the claim: two round trips) that waits on
-// nothing but the row locks it takes; all of them are correct under
-// concurrent callers. See schema.go for the tables, claim.go for the claim
-// and epoch.go for how a database that lost records is noticed.
+// of pipelined statements (a claim, or a batch of any number of claims: two
+// round trips; a release with a run, or a batch of any number of releases:
+// one) that waits on nothing but the row locks it takes; all of them are
+// correct under concurrent callers. See schema.go for the tables, claim.go
+// for the claim and the order of the row locks, release.go for the
+// release, and epoch.go for how a database that lost records is noticed.
 //
 // The tables are created by Migrate (`beat migrate`), never by another
 // call: on a database without them, every call returns an error wrapping
@@ -38,8 +40,10 @@ import (
 )
 
 var (
-	_ lock.Store     = (*Backend)(nil)
-	_ lock.Inspector = (*Backend)(nil)
+	_ lock.Store         = (*Backend)(nil)
+	_ lock.Inspector     = (*Backend)(nil)
+	_ lock.BatchClaimer  = (*Backend)(nil)
+	_ lock.BatchReleaser = (*Backend)(nil)
 )
 
 // DefaultTable is the name of the lock table, and the start of the names of
@@ -225,7 +229,8 @@ func (b *Backend) Owner(ctx context.Context, key string) (string, bool, error) {
 }
 
 // ReleaseAll finds the owner's rows through the index on owner, and deletes
-// its expired ones too.
+// its expired ones too. It locks them in key order before it deletes any,
+// the order of every call that holds several lock rows (see claim.go).
 func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) {
 	if err := lock.CheckOwner(owner); err != nil {
 		return 0, err
@@ -243,7 +248,10 @@ func (b *Backend) ReleaseAll(ctx context.Context, owner string) (uint64, error) 
 
 func (b *Backend) releaseAllSQL() string {
 	return `WITH n AS MATERIALIZED (SELECT clock_timestamp() AS now),
-		d AS (DELETE FROM ` + b.locks + ` l USING n WHERE l.owner = $1::bytea RETURNING l.expires > n.now AS live)
+		d AS (DELETE FROM ` + b.locks + ` l USING n
+			WHERE l.key = ANY (ARRAY(SELECT key FROM ` + b.locks + ` WHERE owner = $1::bytea ORDER BY key FOR UPDATE))
+				AND l.owner = $1::bytea
+			RETURNING l.expires > n.now AS live)
 		SELECT count(*) FILTER (WHERE live) FROM d`
 }
 

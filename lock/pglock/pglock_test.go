@@ -133,6 +133,10 @@ func TestNoSchema(t *testing.T) {
 			_, err := b.ReleaseLease(ctx, lease, &lock.RunRecord{Result: lock.RunSucceeded})
 			return err
 		},
+		"ReleaseBatch": func() error {
+			_, err := b.ReleaseBatch(ctx, []lock.LeaseEnd{{Lease: lease}, {Lease: lease, Run: &lock.RunRecord{Result: lock.RunSucceeded}}})
+			return err
+		},
 		"Tasks":        func() error { _, _, err := b.Tasks(ctx); return err },
 		"ForceRelease": func() error { _, err := b.ForceRelease(ctx, "t", time.Second); return err },
 		"Forget":       func() error { return b.Forget(ctx, "t", 0) },

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -16,6 +17,15 @@ import (
 // UPDATE sees what the transaction it waited for committed.
 
 const beginRC = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+// genericPlans follows beginRC in the transactions of batches. PostgreSQL
+// plans a statement with array parameters afresh at every call, since its
+// generic plan, costed for arrays of 10, never looks cheaper than a plan
+// for the array at hand: the planning then costs more than the statement.
+// The generic plans (index scans and nested loops on the primary keys)
+// suit every size of batch, where a plan for a large array may scan a
+// whole table.
+const genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 
 // txConn is a connection in a transaction begun by a pipeline.
 type txConn struct{ *pgxpool.Conn }
@@ -47,6 +57,13 @@ func pipeline(ctx context.Context, c txConn, batch *pgx.Batch, read func(br pgx.
 	return errors.Join(err, br.Close())
 }
 
+// send runs batch on c, each statement's results read by the callback
+// queued with it (pgx.QueuedQuery's Query, QueryRow or Exec). It returns the
+// first error.
+func send(ctx context.Context, c txConn, batch *pgx.Batch) error {
+	return c.SendBatch(ctx, batch).Close()
+}
+
 // inTx runs the statements that queue queues as one READ COMMITTED
 // transaction in one round trip, reading their results with read.
 func (b *Backend) inTx(ctx context.Context, queue func(*pgx.Batch), read func(br pgx.BatchResults) error) error {
@@ -73,8 +90,17 @@ func (b *Backend) inTx(ctx context.Context, queue func(*pgx.Batch), read func(br
 // commit reads the result of a queued COMMIT.
 func commit(br pgx.BatchResults) error {
 	tag, err := br.Exec()
-	if err == nil && tag.String() != "COMMIT" {
-		err = errors.New("the transaction was rolled back")
+	if err != nil {
+		return err
 	}
-	return err
+	return committed(tag)
+}
+
+// committed checks the tag of a COMMIT: one that ends a failed transaction
+// answers ROLLBACK, without an error.
+func committed(tag pgconn.CommandTag) error {
+	if tag.String() != "COMMIT" {
+		return errors.New("the transaction was rolled back")
+	}
+	return nil
 }

@@ -36,6 +36,16 @@ func BenchmarkClaim(b *testing.B) {
 	b.Run("redis", func(b *testing.B) { locktest.BenchmarkClaim(b, realBackend(b)) })
 }
 
+func BenchmarkClaimBatch(b *testing.B) {
+	for _, n := range []int{1, 100, 500} {
+		b.Run(fmt.Sprintf("redis/n=%d", n), func(b *testing.B) { locktest.BenchmarkClaimBatch(b, realBackend(b), n) })
+	}
+}
+
+func BenchmarkRenewLease(b *testing.B) {
+	b.Run("redis", func(b *testing.B) { locktest.BenchmarkRenewLease(b, realBackend(b)) })
+}
+
 // BenchmarkReleaseAll frees 3 locks with 0 and with 100,000 unrelated keys
 // in the same keyspace; the two should cost the same.
 func BenchmarkReleaseAll(b *testing.B) {

@@ -32,8 +32,10 @@ import (
 )
 
 var (
-	_ lock.Store     = (*Backend)(nil)
-	_ lock.Inspector = (*Backend)(nil)
+	_ lock.Store         = (*Backend)(nil)
+	_ lock.Inspector     = (*Backend)(nil)
+	_ lock.BatchClaimer  = (*Backend)(nil)
+	_ lock.BatchReleaser = (*Backend)(nil)
 )
 
 // DefaultKeyPrefix keeps a deployment's keys in one hash slot.
@@ -215,35 +217,72 @@ func (b *Backend) Claim(ctx context.Context, req lock.ClaimRequest) (lock.ClaimR
 	if err := lock.CheckClaim(req); err != nil {
 		return lock.ClaimResult{}, err
 	}
+	res, err := b.claimBatch(ctx, []lock.ClaimRequest{req})
+	if err != nil {
+		return lock.ClaimResult{}, err
+	}
+	return res[0], nil
+}
+
+// ClaimBatch claims every request in one script call: one round trip,
+// atomic as a whole. With WithMinReplicas the batch waits for the replicas
+// once, and fails as a whole (ErrNotReplicated) when they do not confirm it.
+func (b *Backend) ClaimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	if err := lock.CheckBatch(reqs); err != nil {
+		return nil, err
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	return b.claimBatch(ctx, reqs)
+}
+
+func (b *Backend) claimBatch(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
 	if b.err != nil {
-		return lock.ClaimResult{}, b.err
+		return nil, b.err
 	}
 	if b.minReplicas > 0 {
-		return b.claimReplicated(ctx, req)
+		return b.claimReplicated(ctx, reqs)
 	}
-	return b.claim(ctx, b.client, req)
+	return b.claim(ctx, b.client, reqs)
 }
 
 // claim runs the claim script on s.
-func (b *Backend) claim(ctx context.Context, s redis.Scripter, req lock.ClaimRequest) (lock.ClaimResult, error) {
-	key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
-	reply, err := claimScript.Run(ctx, s,
-		[]string{b.stateKey(req.Task), b.lockKey(key), b.ownerKey(req.Owner), b.fenceKey(key),
-			b.epochKey(), b.epochServerKey(), b.epochGuardKey()},
-		req.Owner, ms(req.TTL), req.Tick.UnixMilli(), req.Policy.String(), key, req.Session, ms(req.MaxSkew),
-		unixMilli(req.NotAfter), unixMilli(req.KnownEpoch),
-	).Slice()
+func (b *Backend) claim(ctx context.Context, s redis.Scripter, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	first := reqs[0]
+	keys := make([]string, 0, 4+3*len(reqs))
+	keys = append(keys, b.epochKey(), b.epochServerKey(), b.epochGuardKey(), b.ownerKey(first.Owner))
+	args := make([]any, 0, 5+4*len(reqs))
+	args = append(args, first.Owner, ms(first.TTL), first.Session, ms(first.MaxSkew), unixMilli(first.KnownEpoch))
+	leaseKeys := make([]string, len(reqs))
+	for i, req := range reqs {
+		key := lock.LeaseKey(req.Task, req.Tick, req.Policy)
+		leaseKeys[i] = key
+		keys = append(keys, b.stateKey(req.Task), b.lockKey(key), b.fenceKey(key))
+		args = append(args, req.Tick.UnixMilli(), req.Policy.String(), key, unixMilli(req.NotAfter))
+	}
+	reply, err := claimScript.Run(ctx, s, keys, args...).Slice()
 	if err != nil {
-		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %s: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), err)
+		return nil, fmt.Errorf("redislock: %s: %w", claimWhat(reqs), err)
 	}
-	res, err := parseClaim(reply)
+	results, err := parseClaims(reply, len(reqs))
 	if err != nil {
-		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %s: unexpected reply %v from the store: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), reply, err)
+		return nil, fmt.Errorf("redislock: %s: unexpected reply from the store: %w", claimWhat(reqs), err)
 	}
-	if res.Outcome == lock.Claimed {
-		res.Lease.Task, res.Lease.Key, res.Lease.Owner = req.Task, key, req.Owner
+	for i := range results {
+		if results[i].Outcome == lock.Claimed {
+			results[i].Lease.Task, results[i].Lease.Key, results[i].Lease.Owner = reqs[i].Task, leaseKeys[i], reqs[i].Owner
+		}
 	}
-	return res, nil
+	return results, nil
+}
+
+// claimWhat names the claims of a batch for an error.
+func claimWhat(reqs []lock.ClaimRequest) string {
+	if len(reqs) == 1 {
+		return fmt.Sprintf("claim %q at %s", reqs[0].Task, reqs[0].Tick.UTC().Format(time.RFC3339Nano))
+	}
+	return fmt.Sprintf("claim of %d ticks (%q at %s, ...)", len(reqs), reqs[0].Task, reqs[0].Tick.UTC().Format(time.RFC3339Nano))
 }
 
 // unixMilli is t in Unix milliseconds, 0 for the zero time.
@@ -254,13 +293,32 @@ func unixMilli(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// parseClaim reads the claim script's {outcome, previous, token, now,
-// epoch, future, guarded} reply.
+// parseClaims reads the claim script's reply {now, epoch, then for each
+// of n claims: outcome, previous, token, future, guarded}.
+func parseClaims(reply []any, n int) ([]lock.ClaimResult, error) {
+	if len(reply) != 2+5*n {
+		return nil, fmt.Errorf("%d fields, want %d", len(reply), 2+5*n)
+	}
+	now, ok1 := reply[0].(int64)
+	epoch, ok2 := reply[1].(int64)
+	if !ok1 || !ok2 || now <= 0 || epoch <= 0 {
+		return nil, fmt.Errorf("bad clock or epoch %v, %v", reply[0], reply[1])
+	}
+	results := make([]lock.ClaimResult, n)
+	for i := range results {
+		res, err := parseClaim(reply[2+5*i : 7+5*i])
+		if err != nil {
+			return nil, fmt.Errorf("claim %d: %w (%v)", i, err, reply[2+5*i:7+5*i])
+		}
+		res.StoreTime, res.Epoch = time.UnixMilli(now).UTC(), time.UnixMilli(epoch).UTC()
+		results[i] = res
+	}
+	return results, nil
+}
+
+// parseClaim reads one claim's {outcome, previous, token, future, flag}.
 func parseClaim(reply []any) (lock.ClaimResult, error) {
 	var res lock.ClaimResult
-	if len(reply) != 7 {
-		return res, fmt.Errorf("%d fields, want 7", len(reply))
-	}
 	code, ok := reply[0].(int64)
 	if !ok || code < int64(lock.Claimed) || code > int64(lock.TooLate) {
 		return res, errors.New("bad outcome")
@@ -270,20 +328,14 @@ func parseClaim(reply []any) (lock.ClaimResult, error) {
 	if res.Previous, err = msField(reply[1], "previous tick"); err != nil {
 		return res, err
 	}
-	if res.FutureRecord, err = msField(reply[5], "future record"); err != nil {
+	if res.FutureRecord, err = msField(reply[3], "future record"); err != nil {
 		return res, err
 	}
-	now, ok1 := reply[3].(int64)
-	epoch, ok2 := reply[4].(int64)
-	if !ok1 || !ok2 || now <= 0 || epoch <= 0 {
-		return res, errors.New("bad clock or epoch")
+	flag, ok := reply[4].(int64)
+	if !ok || flag < 0 || flag > 2 {
+		return res, errors.New("bad flag")
 	}
-	res.StoreTime, res.Epoch = time.UnixMilli(now).UTC(), time.UnixMilli(epoch).UTC()
-	guarded, ok := reply[6].(int64)
-	if !ok || guarded < 0 || guarded > 1 {
-		return res, errors.New("bad guard flag")
-	}
-	res.Guarded = guarded == 1
+	res.Guarded, res.PeerClaimed = flag == 1, flag == 2
 	if res.Outcome != lock.Claimed {
 		return res, nil
 	}
@@ -324,20 +376,61 @@ func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunR
 	if err := lock.CheckLease(l, -1); err != nil {
 		return false, err
 	}
-	rec, err := lock.CheckRun(l, run)
+	released, err := b.ReleaseBatch(ctx, []lock.LeaseEnd{{Lease: l, Run: run}})
 	if err != nil {
-		return false, fmt.Errorf("redislock: release-lease %q: %w", l.Key, err)
+		return false, err
 	}
-	args := []any{l.Owner, l.Key, strconv.FormatUint(l.Token, 10)}
-	if rec != nil {
-		tick := ""
-		if !rec.Tick.IsZero() {
-			tick = strconv.FormatInt(rec.Tick.UnixMilli(), 10)
+	return released[0], nil
+}
+
+// ReleaseBatch releases every lease in one script call: one round trip,
+// atomic as a whole.
+func (b *Backend) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]bool, error) {
+	runs, err := lock.CheckEnds(ends)
+	if err != nil {
+		return nil, fmt.Errorf("redislock: %w", err)
+	}
+	if len(ends) == 0 {
+		return nil, nil
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	keys := make([]string, 0, 4*len(ends))
+	args := make([]any, 0, 7*len(ends))
+	for i, e := range ends {
+		l := e.Lease
+		keys = append(keys, b.lockKey(l.Key), b.fenceKey(l.Key), b.ownerKey(l.Owner), b.stateKey(l.Task))
+		args = append(args, l.Owner, l.Key, strconv.FormatUint(l.Token, 10))
+		if rec := runs[i]; rec != nil {
+			tick := ""
+			if !rec.Tick.IsZero() {
+				tick = strconv.FormatInt(rec.Tick.UnixMilli(), 10)
+			}
+			args = append(args, rec.Result, tick, ms(rec.Duration), rec.Error)
+		} else {
+			args = append(args, "", "", 0, "")
 		}
-		args = append(args, rec.Result, tick, ms(rec.Duration), rec.Error)
 	}
-	return b.runBool(ctx, "release-lease", l.Key, releaseLeaseScript,
-		append(b.leaseKeys(l), b.stateKey(l.Task)), args...)
+	what := fmt.Sprintf("release-lease %q", ends[0].Lease.Key)
+	if len(ends) > 1 {
+		what = fmt.Sprintf("release of %d leases (%q, ...)", len(ends), ends[0].Lease.Key)
+	}
+	reply, err := releaseLeaseScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redislock: %s: %w", what, err)
+	}
+	if len(reply) != len(ends) {
+		return nil, fmt.Errorf("redislock: %s: unexpected reply %v from the store", what, reply)
+	}
+	released := make([]bool, len(ends))
+	for i, n := range reply {
+		if n != 0 && n != 1 {
+			return nil, fmt.Errorf("redislock: %s: unexpected reply %v from the store", what, reply)
+		}
+		released[i] = n == 1
+	}
+	return released, nil
 }
 
 // CheckInfo reports whether the client's user may run INFO, with which

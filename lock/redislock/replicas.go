@@ -55,24 +55,27 @@ func (b *Backend) checkReplicas() error {
 }
 
 // claimReplicated claims on a connection of its own, and waits there for
-// the replicas when the claim is granted.
-func (b *Backend) claimReplicated(ctx context.Context, req lock.ClaimRequest) (lock.ClaimResult, error) {
-	conn, err := b.dedicatedConn(ctx, b.stateKey(req.Task))
+// the replicas when a claim is granted.
+func (b *Backend) claimReplicated(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.ClaimResult, error) {
+	conn, err := b.dedicatedConn(ctx, b.stateKey(reqs[0].Task))
 	if err != nil {
-		return lock.ClaimResult{}, fmt.Errorf("redislock: claim %q at %s: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), err)
+		return nil, fmt.Errorf("redislock: %s: %w", claimWhat(reqs), err)
 	}
 	defer conn.Close()
-	res, err := b.claim(ctx, conn, req)
+	results, err := b.claim(ctx, conn, reqs)
 	if err != nil {
 		b.reloadIfMoved(ctx, err)
-		return res, err
+		return nil, err
 	}
-	if res.Outcome == lock.Claimed {
-		if err := b.waitReplicas(ctx, conn, req); err != nil {
-			return lock.ClaimResult{}, err
+	for _, res := range results {
+		if res.Outcome == lock.Claimed {
+			if err := b.waitReplicas(ctx, conn, reqs); err != nil {
+				return nil, err
+			}
+			break
 		}
 	}
-	return res, nil
+	return results, nil
 }
 
 // dedicatedConn returns a connection of its own to the server that holds
@@ -110,7 +113,7 @@ func (b *Backend) reloadIfMoved(ctx context.Context, err error) {
 
 // waitReplicas sends WAIT on conn, the connection that made the claim, and
 // reports an error unless b.minReplicas replicas acknowledged it.
-func (b *Backend) waitReplicas(ctx context.Context, conn *redis.Conn, req lock.ClaimRequest) error {
+func (b *Backend) waitReplicas(ctx context.Context, conn *redis.Conn, reqs []lock.ClaimRequest) error {
 	timeout := b.waitTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		// Leave time for the answer, so that a slow replica is reported as
@@ -122,11 +125,11 @@ func (b *Backend) waitReplicas(ctx context.Context, conn *redis.Conn, req lock.C
 	}
 	n, err := conn.Wait(ctx, b.minReplicas, timeout).Result()
 	if err != nil {
-		return fmt.Errorf("redislock: claim %q at %s: WAIT for %d replicas: %w", req.Task, req.Tick.UTC().Format(time.RFC3339Nano), b.minReplicas, err)
+		return fmt.Errorf("redislock: %s: WAIT for %d replicas: %w", claimWhat(reqs), b.minReplicas, err)
 	}
 	if n < int64(b.minReplicas) {
-		return fmt.Errorf("redislock: claim %q at %s: %w: %d of %d replicas acknowledged it within %v",
-			req.Task, req.Tick.UTC().Format(time.RFC3339Nano), ErrNotReplicated, n, b.minReplicas, timeout)
+		return fmt.Errorf("redislock: %s: %w: %d of %d replicas acknowledged it within %v",
+			claimWhat(reqs), ErrNotReplicated, n, b.minReplicas, timeout)
 	}
 	return nil
 }

@@ -45,16 +45,28 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- index records member in the owner index idx until now+ttl, and drops the
--- members whose locks have expired, so the index cannot grow without bound.
-local function index(idx, member, ttl)
+-- index_all records members in the owner index idx until now+ttl, and
+-- drops the members whose locks have expired, so the index cannot grow
+-- without bound.
+local function index_all(idx, members, ttl)
+  if #members == 0 then return end
   local now = now_ms()
+  local expiry = now + tonumber(ttl)
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
-  redis.call('ZADD', idx, now + tonumber(ttl), member)
+  -- In slices: unpack is bounded by Lua's stack.
+  for i = 1, #members, 200 do
+    local args = {}
+    for j = i, math.min(i + 199, #members) do
+      args[#args + 1] = expiry
+      args[#args + 1] = members[j]
+    end
+    redis.call('ZADD', idx, unpack(args))
+  end
   if redis.call('PTTL', idx) < tonumber(ttl) then
     redis.call('PEXPIRE', idx, ttl)
   end
 end
+local function index(idx, member, ttl) index_all(idx, {member}, ttl) end
 `
 
 // KEYS: lock, owner index, fence. ARGV: owner, ttl ms, key.
@@ -131,95 +143,116 @@ local e = tonumber(redis.call('GET', KEYS[1])) or begin_epoch(KEYS[1], KEYS[2], 
 return {e, now}
 `)
 
-// KEYS: state, lock, owner index, fence, epoch, epoch:server, epoch:guard.
-// ARGV: owner, ttl ms, tick ms, policy, key, session, max skew ms, not
-// after ms (0: none), known epoch ms (0: none).
-// Returns {outcome, previous tick or "", token or "", now, epoch, future
-// record or "", guarded 0|1}; outcome 1 claimed, 2 already claimed, 3
-// busy, 4 not yet, 5 clock ahead, 6 store lost, 7 too late (the order of
-// lock.Outcome).
+// KEYS: epoch, epoch:server, epoch:guard, owner index, then for each claim
+// its state, lock and fence. ARGV: owner, ttl ms, session, max skew ms,
+// known epoch ms (0: none), then for each claim its tick ms, policy, key
+// and not after ms (0: none).
+// Returns {now, epoch, then for each claim: outcome, previous tick or "",
+// token or "", future record or "", flag: 1 guarded (with busy), 2 the
+// task's claim before was another session's (with claimed), else 0};
+// outcome 1 claimed, 2
+// already claimed, 3 busy, 4 not yet, 5 clock ahead, 6 store lost, 7 too
+// late (the order of lock.Outcome).
+//
+// The claims of a batch share what does not depend on the task: one
+// reading of the clock, of the epoch (with its INFO), and one update of
+// the owner index for all the locks taken.
 var claimScript = redis.NewScript(prelude + epochPrelude + `
 local now = now_ms()
-local ttl, known = tonumber(ARGV[2]), tonumber(ARGV[9])
-local epoch = tonumber(redis.call('GET', KEYS[5]))
+local owner, ttl, session, known = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5])
+local epoch = tonumber(redis.call('GET', KEYS[1]))
 local lost = false
 if epoch then
   local sid = server_id()
-  if sid ~= '' and redis.call('GET', KEYS[6]) ~= sid then
+  if sid ~= '' and redis.call('GET', KEYS[2]) ~= sid then
     -- Served by another Redis process than the one that began the epoch:
     -- it restarted (perhaps from an older snapshot) or failed over, and
     -- the last records before may be gone.
-    epoch, lost = begin_epoch(KEYS[5], KEYS[6], now), true
+    epoch, lost = begin_epoch(KEYS[1], KEYS[2], now), true
   elseif known > 0 and known < epoch then
     lost = true -- the caller saw the epoch before this one
   end
 else
-  epoch = begin_epoch(KEYS[5], KEYS[6], now)
+  epoch = begin_epoch(KEYS[1], KEYS[2], now)
   lost = known > 0 -- else a new store, as far as anyone can tell
 end
 if lost and now < epoch + ttl then
-  redis.call('SET', KEYS[7], '1', 'PX', string.format('%.0f', epoch + ttl - now))
+  redis.call('SET', KEYS[3], '1', 'PX', string.format('%.0f', epoch + ttl - now))
 end
-
-local tick = tonumber(ARGV[3])
-local horizon = now + tonumber(ARGV[7])
-local function answer(code, prev, token, future, guarded)
-  return {code, prev, token, now, epoch, future, guarded or 0}
-end
-if tick > horizon then return answer(5, '', '', '') end
-if tick > now then return answer(4, '', '', '') end
-if tick < epoch then return answer(6, '', '', '') end
-
-local st = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'prev', 'session', 'busy')
-local last, busy, future = tonumber(st[1]), tonumber(st[5]), ''
-if last and last > horizon then
-  -- Written while the clock read differently (see lock.Claimer).
-  future = st[1]
-  last = tonumber(st[3])
-  if last and last > horizon then last = nil end
-end
-if busy and busy > horizon then busy = nil end
-local decided = last
-if busy and (not decided or busy > decided) then decided = busy end
-local previous = decided and string.format('%.0f', decided) or ''
-
-if last and tick <= last then
-  if future == '' and tick == last and ARGV[6] ~= '' and st[4] == ARGV[6]
-      and redis.call('GET', KEYS[2]) == ARGV[1] and redis.call('GET', KEYS[4]) == st[2] then
-    -- The same process asks again for the tick it holds: its answer was lost.
-    redis.call('PEXPIRE', KEYS[2], ARGV[2])
-    redis.call('PEXPIRE', KEYS[4], ARGV[2])
-    index(KEYS[3], ARGV[5], ARGV[2])
-    return answer(1, st[3] or '', st[2], '')
-  end
-  local before = tonumber(st[3])
-  if future == '' and tick < last and (not before or tick > before) then
-    return answer(7, previous, '', future) -- passed over: claims only move forward
-  end
-  return answer(2, previous, '', future)
-end
-if busy and tick <= busy then return answer(3, previous, '', future) end
-local not_after = tonumber(ARGV[8])
-if not_after > 0 and now >= not_after then return answer(7, previous, '', future) end
-if ARGV[4] == 'Forbid' then
-  local guarded = redis.call('EXISTS', KEYS[7]) == 1
-  -- GET, not EXISTS: a key of the wrong type is an error to report, not a holder.
-  if guarded or redis.call('GET', KEYS[2]) then
-    redis.call('HSET', KEYS[1], 'busy', ARGV[3])
-    return answer(3, previous, '', future, guarded and 1 or 0)
-  end
-end
+local horizon = now + tonumber(ARGV[4])
+local guarded -- read once, when a Forbid claim first needs it
 -- The token also follows the server's clock (microseconds), so it keeps
--- rising even when this record is lost with a store that keeps nothing.
+-- rising even when a record is lost with a store that keeps nothing.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local fence = string.format('%.0f', math.max((tonumber(st[2]) or 0) + 1, now_us))
-redis.call('HSET', KEYS[1], 'tick', ARGV[3], 'fence', fence, 'prev', previous, 'session', ARGV[6], 'key', ARGV[5])
-redis.call('HDEL', KEYS[1], 'busy') -- older than this tick: decided by it
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[4], fence, 'PX', ARGV[2])
-index(KEYS[3], ARGV[5], ARGV[2])
-return answer(1, previous, fence, future)
+local indexed = {} -- the keys locked, for the owner index
+
+-- claim judges one tick of one task (see lock.Claimer) and returns its
+-- outcome, previous tick, token, future record and guarded flag.
+local function claim(state, lockk, fence, tick_s, policy, key, not_after)
+  local tick = tonumber(tick_s)
+  if tick > horizon then return 5, '', '', '', 0 end
+  if tick > now then return 4, '', '', '', 0 end
+  if tick < epoch then return 6, '', '', '', 0 end
+
+  local st = redis.call('HMGET', state, 'tick', 'fence', 'prev', 'session', 'busy')
+  local last, busy, future = tonumber(st[1]), tonumber(st[5]), ''
+  if last and last > horizon then
+    -- Written while the clock read differently (see lock.Claimer).
+    future = st[1]
+    last = tonumber(st[3])
+    if last and last > horizon then last = nil end
+  end
+  if busy and busy > horizon then busy = nil end
+  local decided = last
+  if busy and (not decided or busy > decided) then decided = busy end
+  local previous = decided and string.format('%.0f', decided) or ''
+
+  if last and tick <= last then
+    if future == '' and tick == last and session ~= '' and st[4] == session
+        and redis.call('GET', lockk) == owner and redis.call('GET', fence) == st[2] then
+      -- The same process asks again for the tick it holds: its answer was lost.
+      redis.call('PEXPIRE', lockk, ttl)
+      redis.call('PEXPIRE', fence, ttl)
+      indexed[#indexed + 1] = key
+      return 1, st[3] or '', st[2], '', 0
+    end
+    local before = tonumber(st[3])
+    if future == '' and tick < last and (not before or tick > before) then
+      return 7, previous, '', future, 0 -- passed over: claims only move forward
+    end
+    return 2, previous, '', future, 0
+  end
+  if busy and tick <= busy then return 3, previous, '', future, 0 end
+  local na = tonumber(not_after)
+  if na > 0 and now >= na then return 7, previous, '', future, 0 end
+  if policy == 'Forbid' then
+    if guarded == nil then guarded = redis.call('EXISTS', KEYS[3]) == 1 end
+    -- GET, not EXISTS: a key of the wrong type is an error to report, not a holder.
+    if guarded or redis.call('GET', lockk) then
+      redis.call('HSET', state, 'busy', tick_s)
+      return 3, previous, '', future, guarded and 1 or 0
+    end
+  end
+  local token = string.format('%.0f', math.max((tonumber(st[2]) or 0) + 1, now_us))
+  redis.call('HSET', state, 'tick', tick_s, 'fence', token, 'prev', previous, 'session', session, 'key', key)
+  if st[5] then redis.call('HDEL', state, 'busy') end -- older than this tick: decided by it
+  redis.call('SET', lockk, owner, 'PX', ttl)
+  redis.call('SET', fence, token, 'PX', ttl)
+  indexed[#indexed + 1] = key
+  -- 2 for guarded: the claim before was another session's (a peer's).
+  return 1, previous, token, future, (st[1] and st[4] ~= session) and 2 or 0
+end
+
+local out = {now, epoch}
+for i = 0, (#KEYS - 4) / 3 - 1 do
+  local k, a = 5 + 3 * i, 6 + 4 * i
+  local code, prev, token, future, g = claim(KEYS[k], KEYS[k + 1], KEYS[k + 2], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = code, prev, token, future, g
+end
+index_all(KEYS[4], indexed, ttl)
+return out
 `)
 
 // leaseCheck is true while KEYS[1] (lock) is held by ARGV[1] (owner) under
@@ -239,33 +272,46 @@ index(KEYS[3], ARGV[2], ARGV[4])
 return 1
 `)
 
-// KEYS: lock, fence, owner index, state. ARGV: owner, key, token, and to
-// record a run: result, tick ms ("" for none), duration ms, error.
+// KEYS: for each lease its lock, fence, owner index and state. ARGV: for
+// each lease its owner, key, token, and to record its run: result ("" to
+// record none), tick ms ("" for none), duration ms, error.
+// Returns for each lease 1 if it was released, else 0.
 //
-// The run is recorded whether or not the lock was still the lease's, unless
-// the state holds a run with a higher token. The record is read before any
-// write, so that a failing read (a key of the wrong type) changes nothing.
-var releaseLeaseScript = redis.NewScript(prelude + leaseCheck + `
-local record = #ARGV > 3
-if record then
-  local cur = redis.call('HGET', KEYS[4], 'run_token')
-  -- Tokens are decimal strings without leading zeros: compared exactly,
-  -- beyond the 2^53 of Lua's numbers.
-  if cur and (#cur > #ARGV[3] or (#cur == #ARGV[3] and cur > ARGV[3])) then
-    record = false
+// A run is recorded whether or not the lock was still the lease's, unless
+// the state holds a run with a higher token. Each lease's record is read
+// before any of its writes, so that a failing read (a key of the wrong
+// type) fails the call before it changed that lease.
+var releaseLeaseScript = redis.NewScript(prelude + `
+local now = now_ms()
+local function release(lockk, fence, idx, state, owner, key, token, result, tick, dur, err)
+  local record = result ~= ''
+  if record then
+    local cur = redis.call('HGET', state, 'run_token')
+    -- Tokens are decimal strings without leading zeros: compared exactly,
+    -- beyond the 2^53 of Lua's numbers.
+    if cur and (#cur > #token or (#cur == #token and cur > token)) then
+      record = false
+    end
   end
+  local released = 0
+  if redis.call('GET', lockk) == owner and redis.call('GET', fence) == token then
+    redis.call('DEL', lockk, fence)
+    redis.call('ZREM', idx, key)
+    released = 1
+  end
+  if record then
+    redis.call('HSET', state, 'run_token', token, 'run_owner', owner, 'run_result', result,
+      'run_tick', tick, 'run_ms', dur, 'run_end', string.format('%.0f', now), 'run_err', err)
+  end
+  return released
 end
-local released = 0
-if held() then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  released = 1
+local out = {}
+for i = 0, #KEYS / 4 - 1 do
+  local k, a = 1 + 4 * i, 1 + 7 * i
+  out[i + 1] = release(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
 end
-if record then
-  redis.call('HSET', KEYS[4], 'run_token', ARGV[3], 'run_owner', ARGV[1], 'run_result', ARGV[4],
-    'run_tick', ARGV[5], 'run_ms', ARGV[6], 'run_end', string.format('%.0f', now_ms()), 'run_err', ARGV[7])
-end
-return released
+return out
 `)
 
 // lastLock finds the live lock of a task's last claim: the lock on the
