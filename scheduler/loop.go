@@ -92,15 +92,23 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		d := q[0]
-		s.runs.Add(1)
-		go s.handle(d.task, d.tick)
-		s.advance(d, d.tick, now, false)
-		if d.tick.IsZero() {
-			heap.Pop(&q)
-		} else {
-			heap.Fix(&q, 0)
+		// Every tick due by now is claimed together, in batches.
+		var together []pending
+		for len(q) > 0 && !q[0].fireAt.After(now) {
+			d := q[0]
+			together = append(together, pending{d.task, d.tick})
+			if len(together) == maxBatch {
+				s.dispatch(together)
+				together = nil
+			}
+			s.advance(d, d.tick, now, false)
+			if d.tick.IsZero() {
+				heap.Pop(&q)
+			} else {
+				heap.Fix(&q, 0)
+			}
 		}
+		s.dispatch(together)
 	}
 }
 
@@ -130,7 +138,7 @@ func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
 		switch {
 		case d != nil && keeps(j, d.tick, now):
 			if j.Jitter != d.task.Jitter {
-				d.fireAt = d.tick.Add(s.jitter(j))
+				d.fireAt = s.fireAt(j, d.tick)
 			}
 			d.task = j
 		default:
@@ -138,7 +146,7 @@ func (s *Scheduler) apply(q queue, jobs []*job, now time.Time) queue {
 			if d.tick.IsZero() {
 				continue
 			}
-			d.fireAt = d.tick.Add(s.jitter(j))
+			d.fireAt = s.fireAt(j, d.tick)
 		}
 		next = append(next, d)
 	}
@@ -175,6 +183,7 @@ func (s *Scheduler) readEpoch(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, min(s.ttl, 2*time.Second))
 	defer cancel()
 	epoch, now, err := s.store.Epoch(ctx)
+	s.noteStoreClock(s.clock.Now(), now)
 	if err != nil {
 		s.log.Warn("the lock store does not answer yet; each claim will retry, and ticks it cannot claim before their starting deadline are skipped", "err", err)
 		return
@@ -220,5 +229,5 @@ func (s *Scheduler) advance(d *due, prev, now time.Time, starting bool) {
 		}
 	}
 	d.tick = next
-	d.fireAt = next.Add(s.jitter(t))
+	d.fireAt = s.fireAt(t, next)
 }

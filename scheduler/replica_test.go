@@ -245,3 +245,54 @@ func TestForbidAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkSpreadsAcrossReplicas: three replicas whose clocks are 100 ms
+// apart share six @every 1s tasks whose runs take 300 ms: every replica
+// gets a fair part of the runs, not the one whose clock runs first all of
+// them (as it did when each claimed by its own clock).
+func TestWorkSpreadsAcrossReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 12 s of real time; skipped in -short")
+	}
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			byReplica := map[string]int{}
+			work := func(ctx context.Context, r tasks.Run) error {
+				mu.Lock()
+				byReplica[r.InstanceID]++
+				mu.Unlock()
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				return nil
+			}
+			var ts []scheduler.Task
+			for i := range 6 {
+				ts = append(ts, scheduler.Task{Name: fmt.Sprintf("work-%d", i), Schedule: every(t, "@every 1s"), Func: work})
+			}
+			offsets := []time.Duration{100 * time.Millisecond, 0, -100 * time.Millisecond}
+			stop := startReplicas(t, mk(t), ts, offsets, scheduler.WithLease(5*time.Second, time.Second))
+			time.Sleep(12 * time.Second)
+			stop()
+			mu.Lock()
+			defer mu.Unlock()
+			total := 0
+			for _, n := range byReplica {
+				total += n
+			}
+			if total < 50 {
+				t.Fatalf("%d runs in 12 s; want about 70", total)
+			}
+			for i, off := range offsets {
+				id := fmt.Sprintf("replica-%d(%+v)", i, off)
+				if share := float64(byReplica[id]) / float64(total); share < 0.15 || share > 0.55 {
+					t.Errorf("%s ran %d of %d runs (%.0f%%); want a fair part (15-55%%): %v", id, byReplica[id], total, 100*share, byReplica)
+				}
+			}
+			t.Logf("runs by replica: %v", byReplica)
+		})
+	}
+}

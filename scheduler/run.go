@@ -13,20 +13,142 @@ import (
 	"github.com/beatlock/beat/tasks"
 )
 
-// handle claims one tick and, if this replica gets it, runs it.
-func (s *Scheduler) handle(t *job, tick time.Time) {
-	defer s.runs.Done()
-	if !s.acquireSlot(t, tick) {
+// pending is a tick of a task that has come due on this replica.
+type pending struct {
+	task *job
+	tick time.Time
+}
+
+// maxBatch is the most ticks claimed in one call to the store: a batch's
+// call is one script or transaction, which should stay short (a few
+// milliseconds) so that it does not hold up the store's other clients.
+const maxBatch = 500
+
+// dispatch claims ticks that came due together, each tick counted in
+// s.runs until it is settled: in one call to the store (lock.BatchClaimer)
+// when there are several and the store can, else one by one. A replica
+// with peers in sight spreads them over a few milliseconds at random (see
+// spreadSlots), after its load's delay.
+func (s *Scheduler) dispatch(ps []pending) {
+	if len(ps) == 0 {
 		return
 	}
+	s.runs.Add(len(ps))
+	if !s.contended() {
+		s.send(ps, 0)
+		return
+	}
+	load := s.loadDelay()
+	var slots [spreadSlots][]pending
+	for _, p := range ps {
+		k := s.randN(spreadSlots)
+		slots[k] = append(slots[k], p)
+	}
+	for k, group := range slots {
+		if len(group) > 0 {
+			s.send(group, load+time.Duration(k)*spreadSlot)
+		}
+	}
+}
+
+// send claims ps after delay.
+func (s *Scheduler) send(ps []pending, delay time.Duration) {
+	if s.batcher == nil || len(ps) == 1 {
+		for _, p := range ps {
+			go s.handle(p.task, p.tick, delay)
+		}
+		return
+	}
+	go s.handleBatch(ps, delay)
+}
+
+// handle claims one tick after delay and, if this replica gets it, runs it.
+func (s *Scheduler) handle(t *job, tick time.Time, delay time.Duration) {
+	if !s.sleep(delay) || !s.acquireSlot(t, tick) {
+		s.runs.Done()
+		return
+	}
+	s.settle(t, tick, nil)
+}
+
+// attempt is a claim sent, and its answer.
+type attempt struct {
+	sent time.Time
+	res  lock.ClaimResult
+	err  error
+}
+
+// handleBatch claims ticks in one call to the store, as the first attempt
+// of each: a tick whose attempt failed, or came before the store's clock
+// reached it, goes on alone, retrying as a lone claim does. A tick that
+// finds the replica at max_concurrent_runs waits alone for a slot.
+func (s *Scheduler) handleBatch(ps []pending, delay time.Duration) {
+	if !s.sleep(delay) {
+		s.runs.Add(-len(ps))
+		return
+	}
+	batch := make([]pending, 0, len(ps))
+	reqs := make([]lock.ClaimRequest, 0, len(ps))
+	epoch := s.knownEpoch()
+	for _, p := range ps {
+		if !s.trySlot() {
+			go s.handle(p.task, p.tick, 0)
+			continue
+		}
+		if s.stopping() || s.abandoned(p.task, p.tick, p.task.deadline(p.tick)) {
+			s.releaseSlot()
+			s.runs.Done()
+			continue
+		}
+		req := s.request(p.task, p.tick)
+		req.KnownEpoch = epoch
+		batch, reqs = append(batch, p), append(reqs, req)
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	s.claimers <- struct{}{}
+	first := attempt{sent: s.clock.Now()}
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.ttl, 5*time.Second))
+	results, err := s.batcher.ClaimBatch(ctx, reqs)
+	cancel()
+	<-s.claimers
+	if err == nil {
+		s.noteStoreClock(s.clock.Now(), results[0].StoreTime)
+	} else {
+		s.log.Log(context.Background(), s.storeErrorLevel(err, slog.LevelWarn), "claim of ticks due together failed; each retries on its own",
+			"ticks", len(reqs), "err", err)
+	}
+	for i, p := range batch {
+		a := first
+		if err != nil {
+			a.err = err
+		} else {
+			a.res = results[i]
+		}
+		if err == nil && a.res.Outcome != lock.Claimed && a.res.Outcome != lock.NotYet {
+			s.settle(p.task, p.tick, &a) // decided: reported at once, nothing to wait for
+			continue
+		}
+		go s.settle(p.task, p.tick, &a)
+	}
+}
+
+// settle claims a tick for which this replica holds a slot (see
+// acquireSlot), starting from the answer to a first attempt sent for it
+// when there was one, and runs it if this replica gets it; then it gives
+// the slot back and counts the tick as settled.
+func (s *Scheduler) settle(t *job, tick time.Time, first *attempt) {
+	defer s.runs.Done()
 	defer s.releaseSlot()
-	res, validFrom, ok := s.claim(t, tick)
+	res, validFrom, ok := s.claim(t, tick, first)
 	if !ok {
 		return
 	}
 	s.reportUndecided(t, tick, res)
 	switch res.Outcome {
 	case lock.AlreadyClaimed:
+		s.lostRace()
 		s.emit(Event{Kind: AlreadyClaimed, Task: t.Name, Tick: tick})
 		return
 	case lock.Busy:
@@ -51,7 +173,10 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 		return
 	}
 	s.claimed.Store(true)
-	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token, Delay: s.clock.Now().Sub(tick)})
+	if res.PeerClaimed {
+		s.lostRace()
+	}
+	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token, Delay: s.clock.Now().Add(s.storeAhead()).Sub(tick)})
 	s.execute(t, tick, res.Lease, validFrom)
 }
 
@@ -60,13 +185,8 @@ func (s *Scheduler) handle(t *job, tick time.Time) {
 // window closed first (or the scheduler stopped), in which case the tick is
 // left to the replicas with room, and reported as AtCapacity here.
 func (s *Scheduler) acquireSlot(t *job, tick time.Time) bool {
-	if s.slots == nil {
+	if s.trySlot() {
 		return true
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
 	}
 	timer := s.clock.NewTimer(max(t.deadline(tick).Sub(s.clock.Now()), 0))
 	defer timer.Stop()
@@ -78,6 +198,19 @@ func (s *Scheduler) acquireSlot(t *job, tick time.Time) bool {
 	case <-s.stopped:
 	}
 	return false
+}
+
+// trySlot takes a slot if one is free, without waiting.
+func (s *Scheduler) trySlot() bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Scheduler) releaseSlot() {
@@ -116,25 +249,32 @@ func (s *Scheduler) reportUndecided(t *job, tick time.Time, res lock.ClaimResult
 // the scheduler stops. It returns when the successful attempt was sent (the
 // lease is valid from then). No attempt is sent after the deadline, and no
 // lease is handed on that is no longer trusted.
-func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, bool) {
+func (s *Scheduler) claim(t *job, tick time.Time, first *attempt) (lock.ClaimResult, time.Time, bool) {
 	deadline := t.deadline(tick)
 	backoff := s.backoff[0]
-	req := lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.owner, TTL: s.ttl, Policy: t.Policy,
-		Session: s.session, MaxSkew: s.maxSkew, NotAfter: deadline}
+	req := s.request(t, tick)
 	var notReplicated error // the last attempt's, when the store granted it unconfirmed
 	for attempt := 1; ; attempt++ {
-		if s.stopping() || s.abandoned(t, tick, deadline) {
-			return lock.ClaimResult{}, time.Time{}, false
+		var sent time.Time
+		var res lock.ClaimResult
+		var err error
+		if attempt == 1 && first != nil {
+			sent, res, err = first.sent, first.res, first.err
+		} else {
+			if s.stopping() || s.abandoned(t, tick, deadline) {
+				return lock.ClaimResult{}, time.Time{}, false
+			}
+			req.KnownEpoch = s.knownEpoch()
+			sent = s.clock.Now()
+			// A claim in flight is not cancelled by Stop: one that reached the
+			// store holds the tick, and must be run, not abandoned.
+			ctx, cancel := context.WithTimeout(context.Background(), min(s.ttl, 5*time.Second))
+			res, err = s.store.Claim(ctx, req)
+			cancel()
+			if err == nil {
+				s.noteStoreClock(s.clock.Now(), res.StoreTime)
+			}
 		}
-		if e := s.epoch.Load(); e != 0 {
-			req.KnownEpoch = time.UnixMilli(e)
-		}
-		sent := s.clock.Now()
-		// A claim in flight is not cancelled by Stop: one that reached the
-		// store holds the tick, and must be run, not abandoned.
-		ctx, cancel := context.WithTimeout(context.Background(), min(s.ttl, 5*time.Second))
-		res, err := s.store.Claim(ctx, req)
-		cancel()
 		var wait time.Duration
 		switch {
 		case err == nil && res.Outcome == lock.NotYet:
@@ -174,6 +314,21 @@ func (s *Scheduler) claim(t *job, tick time.Time) (lock.ClaimResult, time.Time, 
 			return lock.ClaimResult{}, time.Time{}, false
 		}
 	}
+}
+
+// request is the claim of tick for t, but for KnownEpoch.
+func (s *Scheduler) request(t *job, tick time.Time) lock.ClaimRequest {
+	return lock.ClaimRequest{Task: t.Name, Tick: tick, Owner: s.owner, TTL: s.ttl, Policy: t.Policy,
+		Session: s.session, MaxSkew: s.maxSkew, NotAfter: t.deadline(tick)}
+}
+
+// knownEpoch is the store's epoch as this process last saw it, for
+// lock.ClaimRequest.KnownEpoch.
+func (s *Scheduler) knownEpoch() time.Time {
+	if e := s.epoch.Load(); e != 0 {
+		return time.UnixMilli(e)
+	}
+	return time.Time{}
 }
 
 // abandoned reports, as missed, a tick whose claim would come too late
@@ -278,6 +433,8 @@ func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom 
 		}()
 	}
 
+	s.running.Add(1)
+	defer s.running.Add(-1)
 	start := s.clock.Now()
 	err := call(ctx, t, tasks.Run{
 		Task: t.Name, Type: t.Type, Args: t.Args, ScheduledAt: tick.UTC(),
@@ -327,7 +484,7 @@ func (s *Scheduler) release(lease lock.Lease, tick time.Time, run *lock.RunRecor
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ok, err := s.store.ReleaseLease(ctx, lease, run)
+	ok, err := s.releaseLease(ctx, lease, run)
 	switch {
 	case lost:
 		// Expected to fail: the store may be unreachable, or the lock gone.

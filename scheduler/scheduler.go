@@ -136,9 +136,13 @@ type Scheduler struct {
 	renew    time.Duration
 	maxSkew  time.Duration
 	observe  func(Event)
-	backoff  [2]time.Duration // claim retry backoff: first, most
-	maxRuns  int              // WithMaxConcurrentRuns
-	slots    chan struct{}    // one per claim or run in flight, when maxRuns > 0
+	backoff  [2]time.Duration   // claim retry backoff: first, most
+	maxRuns  int                // WithMaxConcurrentRuns
+	slots    chan struct{}      // one per claim or run in flight, when maxRuns > 0
+	batcher  lock.BatchClaimer  // the store's, when it claims in batches
+	claimers chan struct{}      // one per batch being claimed: bounds the calls in flight
+	releaser lock.BatchReleaser // the store's, when it releases in batches
+	rel      releases
 	jitterMu sync.Mutex
 	rand     *rand.Rand
 
@@ -152,6 +156,15 @@ type Scheduler struct {
 
 	// epoch is the store's epoch (Unix ms) as this process last saw it.
 	epoch atomic.Int64
+	// offset is how far the store's clock runs ahead of this replica's
+	// (ns), at least, once offsetKnown; see noteStoreClock.
+	offset      atomic.Int64
+	offsetKnown atomic.Bool
+	storeClock  storeClock
+	// contendedAt is when a peer last claimed a tick first (Unix ns on
+	// clock), running how many runs are going: see loadDelay.
+	contendedAt atomic.Int64
+	running     atomic.Int64
 	// beat is when the loop last went round (Unix ns on clock).
 	beat atomic.Int64
 	// updates carries Update's new tasks to the loop.
@@ -244,7 +257,12 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 		rand:    rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		session: strings.ReplaceAll(uuid.NewString(), "-", "")[:12],
 		updates: make(chan update),
+		// A few batches in flight keep the store busy; more would only wait
+		// for a connection, their time running out.
+		claimers: make(chan struct{}, 4),
 	}
+	s.batcher, _ = store.(lock.BatchClaimer)
+	s.releaser, _ = store.(lock.BatchReleaser)
 	for _, o := range opts {
 		o(s)
 	}
