@@ -31,12 +31,14 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 
 `, num(float64(n)), num(2000), num(float64(p.ScaleTasks)))
 
-	// 1. The CPU floor.
+	// 1. Round trips and the CPU floor.
 	client, server := med(one, "client_us_tick"), med(one, "server_us_tick")
 	floor := float64(n) * (client + server) / 2 / 1000
-	rb := r.stat(key("pair", pairBench, 50), "rps").Median
-	w("1. **Both sides are CPU-bound, one script per claim.** A tick of the burst costs %s µs of beat's CPU and %s µs of Redis's (one replica). On 2 cores that alone is %s ms for %s tasks, %.1f× the %.0f ms target, before any waiting. The server cannot do it alone either: redis-benchmark's one-key EVAL ran at %s/s here (50 clients), so %s claims of one script each need at least %s ms of Redis even with a free client. **Under 100 ms takes fewer than one round trip and one script run per tick** (many due ticks claimed by one script call, or pipelined), and cheaper claims on both sides.\n",
-		num(client), num(server), num(floor), num(float64(n)), floor/targetBurst1, targetBurst1, num(rb), num(float64(n)), num(1000*float64(n)/rb))
+	answered := med(one, "answered_ms")
+	w("1. **Claims and releases go to Redis in batches.** In the burst on one replica beat made %s round trips per tick, %s script calls for the %s ticks (bsm/redislock under robfig/cron: %s round trips per tick): the ticks due together are claimed up to %d in one script call, and the releases of runs that end together gather into one call while the previous call is in flight. A tick cost %s µs of beat's CPU and %s µs of Redis's; on 2 cores that is at least %s ms for %s tasks, %s the %.0f ms target, and every answer had come after %s ms. %s\n",
+		num(med(one, "trips_per_tick")), count(burstCmd(r, burstBeat, 1, "evalsha").Calls*float64(n)), count(float64(n)), num(med(key("burst", burstRobfig, n, 1), "trips_per_tick")),
+		beatMaxBatch, num(client), num(server), num(floor), num(float64(n)), percentOf(floor, targetBurst1), targetBurst1, num(answered),
+		floorVerdict(floor, answered, targetBurst1))
 
 	// 2. The claim script.
 	pair := cmds["evalsha"].Usec
@@ -50,64 +52,72 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 			index += c.Usec
 		}
 	}
-	w("2. **The claim script is heavy on the server.** In the bursts on one replica, beat's scripts ran %s µs per task inside EVALSHA, bsm/redislock's %s µs (Redis's whole CPU per task: %s against %s). One at a time, without contention, a claim plus its ReleaseLease runs %s µs; its commands: %s. The largest single items: `INFO server` on **every** claim (%s µs: the script reads the server's run_id to notice a restart, and INFO builds the whole server section as text for `string.match`); the owner index (ZREMRANGEBYSCORE, ZADD, PTTL on claim, ZREM on release: %s µs); and Lua itself: %s µs of the %s are in no nested command, but in the interpreter and in redis.call's conversions of arguments and replies, about %s calls a pair. A replica that finds the tick taken pays the same epoch check, INFO included, before it reads the record: on three replicas Redis spent %s µs per task, against %s on one.\n",
-		num(burstEvalsha(r, burstBeat)), num(burstEvalsha(r, burstRobfig)), num(server), num(med(key("burst", burstRobfig, n, 1), "server_us_tick")),
+	w("2. **The claim script on the server.** In the bursts on one replica, beat's scripts ran %s µs per task inside EVALSHA, bsm/redislock's %s µs (Redis's whole CPU per task: %s against %s). A lone claim with its release, one at a time (the path of a tick due alone), runs %s µs in EVALSHA; its commands: %s. Of these, `INFO server` (%s µs, which reads the server's run_id to notice a restart) and the owner index's upkeep on claim (ZREMRANGEBYSCORE, PTTL, and a ZADD per 200 locks) are done once per script call, so the ticks of a batch share them (in the burst, %s INFO calls per tick); the release removes each lease from the index (ZREM). The owner index cost the lone pair %s µs. Lua itself took %s µs of the %s, in no nested command: the interpreter, and redis.call's conversions of arguments and replies, about %s calls a pair. On three replicas Redis spent %s µs per task, against %s on one: each claim that finds the tick taken still reads its record (HMGET: %s calls per task on three replicas, %s on one).\n",
+		num(burstCmd(r, burstBeat, 1, "evalsha").Usec), num(burstCmd(r, burstRobfig, 1, "evalsha").Usec), num(server), num(med(key("burst", burstRobfig, n, 1), "server_us_tick")),
 		num(pair), commandList(cmds),
-		num(info.Usec), num(index), num(pair-nested), num(pair), num(nestedCalls(cmds)),
-		num(med(three, "server_us_tick")), num(server))
+		num(info.Usec), num(burstCmd(r, burstBeat, 1, "info").Calls), num(index), num(pair-nested), num(pair), num(nestedCalls(cmds)),
+		num(med(three, "server_us_tick")), num(server), num(burstCmd(r, burstBeat, 3, "hmget").Calls), num(burstCmd(r, burstBeat, 1, "hmget").Calls))
 
 	// 3. Allocations.
-	alloc := func(fns ...string) string {
+	alloc := func(fns ...string) float64 {
 		var sum float64
 		for _, fn := range fns {
 			sum += flatOf(r.Profile.AllocTop, fn)
 		}
-		return num(sum / float64(n))
+		return sum / float64(n)
 	}
-	w("3. **Allocations: %s per claim pair, %s per tick in the burst** (bsm/redislock: %s per pair, %s per task in its burst). Per tick, from the allocation profile: go-redis's `eval` %s (it copies keys and args into one `[]interface{}`, and the Cmd); `redislock.(*Backend).claim` %s (seven key strings per claim, three of them the same for every claim: epoch, epoch:server, epoch:guard; nine ARGV values boxed; the 7-field reply parsed) and `ReleaseLease` %s; the scheduler's `emit` and slog %s, building the attributes of log lines the discarding handler then drops; `context.WithTimeout` and timers %s (a deadline for each claim and each release, the renewer's timer); go-redis's connection check on every pool Get (`checkSyscallConn`, `net.newRawConn`) %s and its `FastSemaphore.Acquire` %s, where thousands of goroutines wait for one of the pool's 20 connections. Allocation takes %.0f %% of the client's CPU in the burst (runtime.mallocgc, cumulative).\n",
+	const (
+		goredis = "github.com/redis/go-redis/v9"
+		rl      = "github.com/beatlock/beat/lock/redislock.(*Backend)."
+		sch     = "github.com/beatlock/beat/scheduler.(*Scheduler)."
+	)
+	w("3. **Allocations: %s per claim pair one at a time, %s per tick in the burst** (bsm/redislock: %s per pair, %s per task in its burst). Per tick, from the allocation profile: the scheduler's `emit` and slog %s, building the attributes of log lines the discarding handler then drops; the run's context, lease and logger (`execute`, `newRunLease`, `context.WithCancelCause`) %s; go-redis's `eval` %s (it copies a script call's keys and args into one `[]interface{}`: three keys and four args per tick of a batch); `redislock.(*Backend).claim` %s (three key strings per tick, state, lock and fence; the epoch keys and the owner index once per batch; the reply parsed) and the batched releases %s (`ReleaseBatch`, and the scheduler's `releaseLease` queueing each end: four keys per lease, its token and run record formatted); `context.WithTimeout` and timers %s (a deadline for each run's release and one per batch call, the renewer's timer).",
 		num(s["allocs:"+pairClaim]), num(med(one, "allocs_per_tick")), num(s["allocs:"+pairBSM]), num(med(key("burst", burstRobfig, n, 1), "allocs_per_tick")),
-		alloc("github.com/redis/go-redis/v9.cmdable.eval", "github.com/redis/go-redis/v9.NewCmd (inline)"),
-		alloc("github.com/beatlock/beat/lock/redislock.(*Backend).claim", "github.com/beatlock/beat/lock/redislock.(*Backend).fenceKey (inline)",
-			"github.com/beatlock/beat/lock/redislock.(*Backend).lockKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).ownerKey (inline)",
-			"github.com/beatlock/beat/lock/redislock.(*Backend).stateKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).epochKey (inline)",
-			"github.com/beatlock/beat/lock/redislock.(*Backend).epochServerKey (inline)", "github.com/beatlock/beat/lock/redislock.(*Backend).epochGuardKey (inline)"),
-		alloc("github.com/beatlock/beat/lock/redislock.(*Backend).ReleaseLease"),
-		alloc("github.com/beatlock/beat/scheduler.(*Scheduler).emit", "log/slog.argsToAttrSlice"),
-		alloc("context.WithDeadlineCause", "time.newTimer", "time.NewTimer"),
-		alloc("github.com/redis/go-redis/v9/internal/pool.checkSyscallConn", "net.newRawConn (inline)"),
-		alloc("github.com/redis/go-redis/v9/internal.(*FastSemaphore).Acquire"),
-		cpuShare("runtime.mallocgc"))
+		num(alloc(sch+"emit", "log/slog.argsToAttrSlice", "log/slog.(*Logger).clone (inline)")),
+		num(alloc(sch+"execute", sch+"newRunLease (inline)", "context.WithCancelCause", "context.withCancel (inline)", "context.WithValue")),
+		num(alloc(goredis+".cmdable.eval", goredis+".NewCmd (inline)")),
+		num(alloc(rl+"claim", rl+"fenceKey (inline)", rl+"lockKey (inline)", rl+"ownerKey (inline)", rl+"stateKey (inline)",
+			rl+"epochKey (inline)", rl+"epochServerKey (inline)", rl+"epochGuardKey (inline)")),
+		num(alloc(rl+"ReleaseBatch", sch+"releaseLease", sch+"flushReleases")),
+		num(alloc("context.WithDeadlineCause", "time.newTimer", "time.NewTimer")))
+	if pool := alloc(goredis+"/internal/pool.checkSyscallConn", "net.newRawConn (inline)", goredis+"/internal.(*FastSemaphore).Acquire"); pool >= 0.5 {
+		w(" go-redis's connection pool (its check of a connection on every Get, its semaphore) %s.", num(pool))
+	}
+	w(" Allocation takes %.0f %% of the client's CPU in the burst (runtime.mallocgc, cumulative).\n", cpuShare("runtime.mallocgc"))
 
 	// 4. Goroutines.
-	w("4. **A goroutine per due tick, and nothing bounds the claims in flight.** The loop starts one goroutine per tick (`handle`), and a claimed run adds its renewer: %s goroutines at the peak of the %s-task burst. Each one's stack grows when the claim gets deep into go-redis (`runtime.newstack`/`copystack`: %.0f %% of the client's CPU, most of it refilling the stack pool). All of them queue on the 20 connections of the pool.",
-		num(med(one, "goroutines_peak")), num(float64(n)), cpuShare("runtime.newstack"))
+	w("4. **Goroutines: one per claim batch, then one per run.** The loop hands the ticks due together, up to %d at a time, to a goroutine that claims them in one script call (at most %d such calls in flight per replica); each tick won then runs in a goroutine of its own, with its lease renewer: %s goroutines at the peak of the %s-task burst on one replica (%s on three). Stack growth (`runtime.newstack`) took %.0f %% of the client's CPU.",
+		beatMaxBatch, beatClaimCalls, count(med(one, "goroutines_peak")), count(float64(n)), count(med(three, "goroutines_peak")), cpuShare("runtime.newstack"))
 	if p.Burst100k {
-		big := key("burst", burstBeat, p.BigTasks, 3)
-		if len(r.Series[big]) > 0 {
+		big1, big3 := key("burst", burstBeat, p.BigTasks, 1), key("burst", burstBeat, p.BigTasks, 3)
+		if len(r.Series[big1]) > 0 && len(r.Series[big3]) > 0 {
+			w(" With %s tasks on one replica, every answer had come after %s ms, at a peak of %s goroutines and %s MB resident; %s. On three replicas: %s ms, %s goroutines, %s MB; %s.",
+				count(float64(p.BigTasks)), num(med(big1, "answered_ms")), count(med(big1, "goroutines_peak")), num(med(big1, "rss_mb")), bigOutcome(r, big1, p.BigTasks),
+				num(med(big3, "answered_ms")), count(med(big3, "goroutines_peak")), num(med(big3, "rss_mb")), bigOutcome(r, big3, p.BigTasks))
+			gc1, gc3 := key("burst", burstGocron, p.BigTasks, 1), key("burst", burstGocron, p.BigTasks, 3)
 			rob := key("burst", burstRobfig, p.BigTasks, 3)
-			w(" With %s tasks on three replicas, claims waited in that queue past their 5 s timeout, failed and were retried: %s attempts failed, **%s of the %s ticks ran nowhere**, at a peak of %s goroutines and %s MB resident (one replica: %s ticks ran nowhere, %s MB). The peers do no better at that size: gocron's redsync gives a lock attempt 400 ms (8 s expiry × 0.05), so %s of %s ticks ran nowhere on one replica and %s on three; robfig/cron with bsm/redislock locks on the job's name only, and on three replicas, whose attempts spread over %s s, %s ticks ran twice (%s nowhere).",
-				num(float64(p.BigTasks*3)), num(med(big, "failed_attempts")), num(med(big, "ticks_not_run")), num(float64(p.BigTasks)),
-				num(med(big, "goroutines_peak")), num(med(big, "rss_mb")), num(med(key("burst", burstBeat, p.BigTasks, 1), "ticks_not_run")),
-				num(med(key("burst", burstBeat, p.BigTasks, 1), "rss_mb")),
-				num(med(key("burst", burstGocron, p.BigTasks, 1), "ticks_not_run")), num(float64(p.BigTasks)), num(med(key("burst", burstGocron, p.BigTasks, 3), "ticks_not_run")),
-				num(med(rob, "answered_ms")/1000), num(med(rob, "duplicate_runs")), num(med(rob, "ticks_not_run")))
+			w(" The peers at that size: gocron, whose redsync locker gives a lock attempt 400 ms (8 s expiry × 0.05), answered in %s ms on one replica and %s on three, %s and %s of the %s ticks running nowhere; robfig/cron with bsm/redislock, which locks on the job's name only, answered in %s ms on three replicas, where %s ticks ran twice and %s nowhere.",
+				num(med(gc1, "answered_ms")), num(med(gc3, "answered_ms")), count(med(gc1, "ticks_not_run")), count(med(gc3, "ticks_not_run")), count(float64(p.BigTasks)),
+				num(med(rob, "answered_ms")), count(med(rob, "duplicate_runs")), count(med(rob, "ticks_not_run")))
 		}
 	}
-	w(" A bounded set of claimers (or claims batched per round trip) would keep the queue, the stacks and the timers in proportion to the connections, not to the tasks.\n")
+	w("\n")
 
 	// 5. Script size and the EVALSHA path.
 	loaded, notLoaded := key("cold", "scripts loaded", n), key("cold", "scripts not loaded", n)
-	evals := summarize(evalCalls(r.Series[notLoaded])).Median
-	w("5. **Script size and the EVALSHA path.** The claim script is %s bytes (ReleaseLease %s, RenewLease %s, TryAcquire %s, Release %s; bsm/redislock's obtain %s, redsync's unlock %s). go-redis's `Script.Run` sends EVALSHA and, on NOSCRIPT, the whole body with EVAL. Once the server has it that costs nothing, but after a Redis restart or failover the first burst's claims miss together: in %d interleaved pairs of bursts of %s tasks, with and without the scripts loaded beforehand, the second sent %s EVALs per tick (%s kB of script text per tick) and its first answer came after %s ms instead of %s; all answers after %s ms instead of %s%s. Loading the scripts once (SCRIPT LOAD at start and after a NOSCRIPT, one call for all claims waiting) would avoid it.\n",
+	evals := summarize(evalCalls(r.Series[notLoaded], "eval")).Median
+	evalshas := summarize(evalCalls(r.Series[notLoaded], "evalsha")).Median
+	w("5. **Script size and the EVALSHA path.** The claim script is %s bytes (ReleaseLease %s, RenewLease %s, TryAcquire %s, Release %s; bsm/redislock's obtain %s, redsync's unlock %s). go-redis's `Script.Run` sends EVALSHA and, on NOSCRIPT, the whole body with EVAL; after a Redis restart or failover the server has none of them. In %s of bursts of %s tasks, with and without the scripts loaded beforehand, the bursts without sent %s EVALs per tick against %s EVALSHAs (%s kB of script text per tick), and their first answer came after %s ms instead of %s; all answers after %s ms instead of %s%s.\n",
 		num(s["script_bytes_claim"]), num(s["script_bytes_release_lease"]), num(s["script_bytes_renew_lease"]), num(s["script_bytes_try_acquire"]), num(s["script_bytes_release"]),
 		num(s["script_bytes_bsm_obtain"]), num(s["script_bytes_redsync_unlock"]),
-		len(r.Series[notLoaded]), num(float64(n)), num(evals), num(evals*s["script_bytes_claim"]/1000),
+		plural(len(r.Series[notLoaded]), "interleaved pair"), num(float64(n)), num(evals), num(evalshas), num(evals*s["script_bytes_claim"]/1000),
 		num(med(notLoaded, "first_ms")), num(med(loaded, "first_ms")), num(med(notLoaded, "answered_ms")), num(med(loaded, "answered_ms")),
-		coldVerdict(med(notLoaded, "answered_ms"), med(loaded, "answered_ms"), evals))
+		coldVerdict(med(notLoaded, "answered_ms"), med(loaded, "answered_ms"), evals, evalshas))
 
 	// 6. Lock pairs.
 	pairs := func(impl string, conc int) float64 { return r.stat(key("pair", impl, conc), "pairs_per_s").Median }
-	w("6. **Lock pairs: the server's work per pair shows at both concurrencies.** Every pair is two round trips. At one caller a pair's time is the two round trips' latency, the scripts' run included: Claim+ReleaseLease (%s µs in Redis per pair, one at a time) made %s pairs/s, %s of bsm/redislock's; TryAcquire+Release %s. At 50 callers Redis's CPU decides: Claim+ReleaseLease %s, TryAcquire+Release (its script also keeps the owner index) %s of bsm/redislock's.\n",
+	w("6. **Lock pairs: %s** Every pair is two round trips, a script each (bsm/redislock's too), and is the path of a tick due alone; ticks due together go in batches (finding 1). At one caller Claim+ReleaseLease (%s µs in Redis per pair, one at a time) made %s pairs/s, %s of bsm/redislock's; TryAcquire+Release %s. At 50 callers Claim+ReleaseLease made %s, TryAcquire+Release (its script also keeps the owner index) %s of bsm/redislock's.\n",
+		pairVerdict(pairs(pairClaim, 1)/pairs(pairBSM, 1), pairs(pairClaim, 50)/pairs(pairBSM, 50)),
 		num(cmds["evalsha"].Usec), num(pairs(pairClaim, 1)), ratio(pairs(pairClaim, 1), pairs(pairBSM, 1)), ratio(pairs(pairAcquire, 1), pairs(pairBSM, 1)),
 		ratio(pairs(pairClaim, 50), pairs(pairBSM, 50)), ratio(pairs(pairAcquire, 50), pairs(pairBSM, 50)))
 
@@ -168,43 +178,109 @@ Nothing in beat was changed to measure it; the profiles are in bench/out/.
 	return b.String()
 }
 
-// burstEvalsha is the time per task that the server spent in EVALSHA in
-// impl's bursts on one replica (median over the rounds).
-func burstEvalsha(r *Report, impl string) float64 {
-	k := key("burst", impl, r.Plan.BurstTasks, 1)
-	var v []float64
-	for _, res := range r.Series[k] {
-		if c, ok := res.Commands["evalsha"]; ok {
-			v = append(v, c.Usec)
-		}
+// beat's batching, as the scheduler has it: the most ticks one claim call
+// carries (scheduler/run.go, maxBatch), and the claim calls a replica has
+// in flight at once (scheduler.New, claimers).
+const (
+	beatMaxBatch   = 500
+	beatClaimCalls = 4
+)
+
+// burstCmd is what the server spent per task on one command in impl's
+// bursts of BurstTasks on replicas (medians over the rounds).
+func burstCmd(r *Report, impl string, replicas int, cmd string) CmdStat {
+	var calls, usec []float64
+	for _, res := range r.Series[key("burst", impl, r.Plan.BurstTasks, replicas)] {
+		c := res.Commands[cmd]
+		calls, usec = append(calls, c.Calls), append(usec, c.Usec)
 	}
-	return summarize(v).Median
+	return CmdStat{Calls: summarize(calls).Median, Usec: summarize(usec).Median}
+}
+
+// percentOf puts a against b: "62 % of" when less, "1.4×" when more.
+func percentOf(a, b float64) string {
+	if a < b {
+		return fmt.Sprintf("%.0f %% of", 100*a/b)
+	}
+	return fmt.Sprintf("%.1f×", a/b)
+}
+
+// floorVerdict judges a burst's CPU floor and its answers against the
+// target.
+func floorVerdict(floor, answered, target float64) string {
+	switch {
+	case floor >= target:
+		return "**The CPU alone is over the target**: meeting it takes less CPU per tick, on one side or both."
+	case answered >= target:
+		return fmt.Sprintf("The CPU would fit in the target on 2 cores; the answers took %.1f× as long as that floor.", answered/floor)
+	}
+	return "The target is met."
+}
+
+// bigOutcome says how the ticks of a large burst of beat fared.
+func bigOutcome(r *Report, k string, tasks int) string {
+	med := func(m string) float64 { return r.stat(k, m).Median }
+	failed, notRun, dups := med("failed_attempts"), med("ticks_not_run"), med("duplicate_runs")
+	if failed == 0 && notRun == 0 && dups == 0 {
+		return "every tick ran, once"
+	}
+	var parts []string
+	if failed > 0 {
+		part := fmt.Sprintf("%s attempts failed or were given up", count(failed))
+		for _, res := range r.Series[k] {
+			for _, note := range res.Notes {
+				if i := strings.Index(note, "(the last: "); i >= 0 {
+					part += " " + note[i:]
+				}
+			}
+			break
+		}
+		parts = append(parts, part)
+	}
+	parts = append(parts, fmt.Sprintf("%s of the %s ticks ran nowhere", count(notRun), count(float64(tasks))))
+	if dups > 0 {
+		parts = append(parts, fmt.Sprintf("%s ran twice", count(dups)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pairVerdict compares beat's Claim+ReleaseLease pairs with
+// bsm/redislock's at one caller (r1) and at 50 (r50), as ratios.
+func pairVerdict(r1, r50 float64) string {
+	switch {
+	case !(r1 > 0) || !(r50 > 0):
+		return "beat's against bsm/redislock's."
+	case r1 < 1 && r50 < 1:
+		return "beat's claim pairs are slower than bsm/redislock's at both concurrencies."
+	case r1 >= 1 && r50 >= 1:
+		return "beat's claim pairs are at least as fast as bsm/redislock's at both concurrencies."
+	}
+	return "beat's claim pairs are faster than bsm/redislock's at one concurrency and slower at the other."
 }
 
 // coldVerdict says what the misses cost the whole burst, given the EVALs
-// sent per tick.
-func coldVerdict(cold, loaded, evals float64) string {
+// and EVALSHAs sent per tick.
+func coldVerdict(cold, loaded, evals, evalshas float64) string {
 	if loaded <= 0 {
 		return ""
 	}
-	var why string
-	if evals >= 0.5 {
-		// Script.Run's EVALSHA and its EVAL take a connection each: the
-		// EVAL waits behind every EVALSHA already queued for the pool.
-		why = ". Nearly every claim missed: a claim's EVALSHA and its EVAL each wait for a pool connection, so the first EVAL can reach the server only after the EVALSHAs of all the claims queued before it have failed"
+	var missed string
+	if evalshas > 0 && evals >= evalshas/2 {
+		missed = "; most script calls missed"
 	}
 	d := cold/loaded - 1
 	if d < 0.1 {
-		return fmt.Sprintf(" (%+.0f %%)%s; the whole burst hardly suffered, since a NOSCRIPT answer is cheap and the EVAL replaces the script run, but %.1f× as many round trips went to claims", 100*d, why, 1+evals)
+		return fmt.Sprintf(" (%+.0f %%)%s: the misses hardly cost the burst", 100*d, missed)
 	}
-	return fmt.Sprintf(" (%.0f %% more)%s", 100*d, why)
+	return fmt.Sprintf(" (%.0f %% more)%s. Loading the scripts once (SCRIPT LOAD at start and after a NOSCRIPT) would avoid it", 100*d, missed)
 }
 
-// evalCalls is the EVALs per tick of each burst.
-func evalCalls(rs []Result) []float64 {
+// evalCalls is the calls per tick of one command (eval, evalsha) in each
+// burst.
+func evalCalls(rs []Result, cmd string) []float64 {
 	var v []float64
 	for _, res := range rs {
-		v = append(v, res.Commands["eval"].Calls)
+		v = append(v, res.Commands[cmd].Calls)
 	}
 	return v
 }

@@ -38,6 +38,13 @@ type Plan struct {
 	DelayWarm    time.Duration // before start delays are counted
 	DelayMeasure time.Duration // start delays counted over this window
 
+	SpreadRounds int
+	SpreadTasks  int           // each replica's tasks, all "@every 1s"
+	SpreadWork   time.Duration // the CPU a run burns
+	SpreadSkew   time.Duration // replica A's clock this far ahead, C's behind
+	SpreadWarm   time.Duration // from the children's start to the counted window
+	SpreadFor    time.Duration // the window whose ticks are counted
+
 	Profile    bool
 	ColdRounds int // bursts with and without beat's scripts loaded
 }
@@ -50,10 +57,11 @@ func fullPlan() Plan {
 		// One round: a round of the 100,000-task bursts takes about five
 		// minutes here.
 		Burst100k: true, BigRounds: 1, BigTasks: 100_000,
-		// 99,999: config.Parse refuses a file of 100,000 tasks (see the
-		// report's section 3).
-		ScaleRounds: 3, ScaleTasks: 99_999, ScaleActive: 1_718,
+		ScaleRounds: 3, ScaleTasks: 100_000, ScaleActive: 1_718,
 		Settle: 2 * time.Second, IdleFor: 10 * time.Second, DelayWarm: 3 * time.Second, DelayMeasure: 10 * time.Second,
+		// One round: 30 s of ticks, 180 runs to share, takes about 35 s.
+		SpreadRounds: 1, SpreadTasks: 6, SpreadWork: 200 * time.Millisecond, SpreadSkew: 100 * time.Millisecond,
+		SpreadWarm: 3 * time.Second, SpreadFor: 30 * time.Second,
 		Profile: true, ColdRounds: 3,
 	}
 }
@@ -68,6 +76,8 @@ func smokePlan() Plan {
 		BurstLead: 400 * time.Millisecond, BurstRounds: 1, BurstTasks: 100,
 		ScaleRounds: 1, ScaleTasks: 1_000, ScaleActive: 20,
 		Settle: 50 * time.Millisecond, IdleFor: 150 * time.Millisecond, DelayWarm: 200 * time.Millisecond, DelayMeasure: 600 * time.Millisecond,
+		SpreadRounds: 1, SpreadTasks: 6, SpreadWork: 200 * time.Millisecond, SpreadSkew: 100 * time.Millisecond,
+		SpreadWarm: 1500 * time.Millisecond, SpreadFor: 3 * time.Second,
 		Profile: true, ColdRounds: 1,
 	}
 }
@@ -96,6 +106,12 @@ type Params struct {
 	CPUProf  string        `json:"cpuprof,omitempty"`
 	MemProf  string        `json:"memprof,omitempty"`
 	Cold     bool          `json:"cold,omitempty"` // burst: scripts not loaded on the server
+	// spread: the replica's index, its clock's offset, the first instant
+	// of the counted window, and the CPU a run burns.
+	Replica int           `json:"replica,omitempty"`
+	Offset  time.Duration `json:"offset,omitempty"`
+	Start   time.Time     `json:"start,omitzero"`
+	Work    time.Duration `json:"work,omitempty"`
 }
 
 // Result is what a child measured: named figures, and for some kinds the
@@ -106,6 +122,10 @@ type Result struct {
 	// server during the measurement (INFO commandstats), per tick.
 	Commands map[string]CmdStat `json:"commands,omitempty"`
 	Notes    []string           `json:"notes,omitempty"`
+	// Runs and Skips: the spread child's runs, and the ticks it reported
+	// skipped, which the parent compares across replicas and does not keep.
+	Runs  []RunID `json:"runs,omitempty"`
+	Skips []RunID `json:"skips,omitempty"`
 }
 
 // measurements are the kinds of child, by name.
@@ -115,6 +135,7 @@ var measurements = map[string]func(context.Context, Params) (Result, error){
 	"idle":    measureIdle,
 	"delay":   measureDelay,
 	"scripts": measureScripts,
+	"spread":  measureSpread,
 }
 
 // childEnv names the measurement a child runs, paramsEnv its Params as

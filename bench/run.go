@@ -149,7 +149,17 @@ func Run(ctx context.Context, plan Plan, env Env) (*Report, error) {
 		}
 	}
 
-	// 4. What one operation costs, and a profile of a burst.
+	// 4. Runs spread over replicas.
+	for round := 1; round <= plan.SpreadRounds; round++ {
+		logf("%d replicas sharing CPU-heavy tasks, round %d of %d (%v)", spreadReplicas, round, plan.SpreadRounds, plan.SpreadFor)
+		res, err := env.spread(ctx, plan)
+		if err != nil {
+			return nil, err
+		}
+		add(key("spread", burstBeat, plan.SpreadTasks, spreadReplicas), res)
+	}
+
+	// 5. What one operation costs, and a profile of a burst.
 	logf("scripts and allocations per operation")
 	res, err := env.child(ctx, "scripts", Params{}, 2*time.Minute)
 	if err != nil {

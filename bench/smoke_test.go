@@ -131,13 +131,28 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+	// No tick runs twice, and every tick either ran or is counted as not
+	// run; how the replicas share the runs is for the full run to show,
+	// not a few seconds.
+	sk := key("spread", burstBeat, p.SpreadTasks, spreadReplicas)
+	sane(sk, "ticks", positive)
+	sane(sk, "duplicate_runs", func(x float64) bool { return x == 0 })
+	for _, res := range rep.Series[sk] {
+		m := res.Metrics
+		if m["runs"]+m["ticks_not_run"] != m["ticks"] || m["runs"] <= 0 {
+			t.Errorf("spread: %v runs and %v ticks not run of %v ticks", m["runs"], m["ticks_not_run"], m["ticks"])
+		}
+		if len(res.Runs) > 0 || len(res.Skips) > 0 {
+			t.Errorf("spread: the children's runs were kept in the report")
+		}
+	}
 	if rep.Scripts.Metrics["script_bytes_claim"] <= 0 || rep.Scripts.Metrics["allocs:"+pairClaim] <= 0 || len(rep.Scripts.Commands) == 0 {
 		t.Errorf("scripts: %+v", rep.Scripts)
 	}
 	for _, k := range []string{key("cold", "scripts loaded", p.BurstTasks), key("cold", "scripts not loaded", p.BurstTasks)} {
 		sane(k, "answered_ms", positive)
 	}
-	if v := evalCalls(rep.Series[key("cold", "scripts not loaded", p.BurstTasks)]); len(v) == 0 || v[0] <= 0 {
+	if v := evalCalls(rep.Series[key("cold", "scripts not loaded", p.BurstTasks)], "eval"); len(v) == 0 || v[0] <= 0 {
 		t.Errorf("the burst without scripts loaded sent no EVAL: %v", v)
 	}
 	for _, f := range rep.Profile.Files {
@@ -146,7 +161,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	md := rep.Markdown()
-	for _, h := range []string{"## Machine", "## Targets", "## 1. Lock pairs", "## 2. Bursts", "## 3. ", "## What costs", "## Rounds"} {
+	for _, h := range []string{"## Machine", "## Targets", "## 1. Lock pairs", "## 2. Bursts", "## 3. ", "## 4. Spreading", "## What costs", "## Rounds"} {
 		if !strings.Contains(md, h) {
 			t.Errorf("the report has no %q", h)
 		}
