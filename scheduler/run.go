@@ -200,6 +200,22 @@ func (s *Scheduler) acquireSlot(t *job, tick time.Time) bool {
 	return false
 }
 
+// sleep waits d on the scheduler's clock; it reports false if the
+// scheduler stopped meanwhile.
+func (s *Scheduler) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	timer := s.clock.NewTimer(d)
+	select {
+	case <-timer.C():
+		return true
+	case <-s.stopped:
+		timer.Stop()
+		return false
+	}
+}
+
 // trySlot takes a slot if one is free, without waiting.
 func (s *Scheduler) trySlot() bool {
 	if s.slots == nil {
@@ -306,11 +322,7 @@ func (s *Scheduler) claim(t *job, tick time.Time, first *attempt) (lock.ClaimRes
 			wait = backoff
 			backoff = min(2*backoff, s.backoff[1])
 		}
-		timer := s.clock.NewTimer(wait)
-		select {
-		case <-timer.C():
-		case <-s.stopped:
-			timer.Stop()
+		if !s.sleep(wait) {
 			return lock.ClaimResult{}, time.Time{}, false
 		}
 	}

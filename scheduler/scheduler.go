@@ -157,10 +157,10 @@ type Scheduler struct {
 	// epoch is the store's epoch (Unix ms) as this process last saw it.
 	epoch atomic.Int64
 	// offset is how far the store's clock runs ahead of this replica's
-	// (ns), at least, once offsetKnown; see noteStoreClock.
-	offset      atomic.Int64
-	offsetKnown atomic.Bool
-	storeClock  storeClock
+	// (ns), at least: the highest of storeClock's bounds, kept here so that
+	// every tick reads it without a lock; see noteStoreClock.
+	offset     atomic.Int64
+	storeClock storeClock
 	// contendedAt is when a peer last claimed a tick first (Unix ns on
 	// clock), running how many runs are going: see loadDelay.
 	contendedAt atomic.Int64

@@ -78,7 +78,6 @@ func (s *Scheduler) noteStoreClock(recv, store time.Time) {
 	}
 	c.mu.Unlock()
 	s.offset.Store(int64(best))
-	s.offsetKnown.Store(true)
 }
 
 // storeAhead is how far the store's clock runs ahead of this replica's
@@ -86,10 +85,7 @@ func (s *Scheduler) noteStoreClock(recv, store time.Time) {
 // to correct claims: not beyond max_clock_skew, past which this replica's
 // clock is wrong and is reported as such instead.
 func (s *Scheduler) storeAhead() time.Duration {
-	if !s.offsetKnown.Load() {
-		return 0
-	}
-	d := time.Duration(s.offset.Load())
+	d := time.Duration(s.offset.Load()) // 0 until the first sample
 	if d > s.maxSkew || -d > s.maxSkew {
 		return 0
 	}
@@ -124,20 +120,4 @@ func (s *Scheduler) randN(n int) int {
 	s.jitterMu.Lock()
 	defer s.jitterMu.Unlock()
 	return s.rand.IntN(n)
-}
-
-// sleep waits d on the scheduler's clock; it reports false if the
-// scheduler stopped meanwhile.
-func (s *Scheduler) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	timer := s.clock.NewTimer(d)
-	select {
-	case <-timer.C():
-		return true
-	case <-s.stopped:
-		timer.Stop()
-		return false
-	}
 }
