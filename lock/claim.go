@@ -156,10 +156,9 @@ type ClaimResult struct {
 	// ttl ago after losing its records: a run claimed before may still hold
 	// a lock the store no longer knows of.
 	Guarded bool
-	// PeerClaimed is set, when the store keeps it, with Claimed when the
-	// task's claim before this one was made by another session: the caller
-	// has peers claiming the same ticks (a replica that wins every race
-	// learns so from it). A store that does not keep it leaves it false.
+	// PeerClaimed is set with Claimed when the task's claim before this one
+	// was made by another session: the caller has peers claiming the same
+	// ticks (a replica that wins every race learns so from it).
 	PeerClaimed bool
 }
 

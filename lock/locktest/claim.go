@@ -358,6 +358,24 @@ func (s *suite) claimRows(t *testing.T, batch bool) {
 			}
 			c.held("t", "")
 		}},
+		{"a claim says whether the task's claim before was another session's", func(c checker) {
+			r := c.req("t", 1, "a", lock.Allow)
+			r.Session = "process-1"
+			for n, want := range []bool{false, false} { // a first claim, then its own
+				r.Tick = c.tick(n + 1)
+				if res := c.claimOK(r); res.PeerClaimed != want {
+					c.t.Errorf("claim of tick %d by the same session: PeerClaimed = %v; want %v", n+1, res.PeerClaimed, want)
+				}
+			}
+			r.Tick, r.Owner, r.Session = c.tick(3), "b", "process-2"
+			if res := c.claimOK(r); !res.PeerClaimed {
+				c.t.Error("claim after another session's: PeerClaimed = false; want true")
+			}
+			r.Tick = c.tick(4)
+			if res := c.claimOutcome(r, lock.Claimed); res.PeerClaimed {
+				c.t.Error("claim after the same session's: PeerClaimed = true; want false")
+			}
+		}},
 		{"release-all frees claimed locks", func(c checker) {
 			c.claimOK(c.req("t1", 1, "a", lock.Forbid))
 			c.claimOK(c.req("t2", 1, "a", lock.Allow))

@@ -108,6 +108,8 @@ type decision struct {
 	// token is the token to renew (renew) or to issue (take); prev, the
 	// tick decided before the claim's, its Previous when Claimed.
 	token, prev int64
+	// peer: the task's claim before was another session's (take only).
+	peer bool
 }
 
 // decide judges req against its task's record st and the store's epoch and
@@ -170,6 +172,7 @@ func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error
 	// The token also follows the clock, so that it keeps rising even if
 	// this record is lost and rebuilt from nothing.
 	d.act, d.token, d.prev = take, max(st.fence+1, now.UnixMicro()), decided
+	d.peer = st.last != 0 && string(st.session) != req.Session
 	return done(lock.Busy) // unless the upsert takes the lock (Forbid)
 }
 
@@ -177,7 +180,7 @@ func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error
 // the lock (ok).
 func (d decision) result(req lock.ClaimRequest, ok bool) lock.ClaimResult {
 	if ok && (d.act == renew || d.act == take) {
-		d.res.Outcome, d.res.Previous = lock.Claimed, msTime(d.prev)
+		d.res.Outcome, d.res.Previous, d.res.PeerClaimed = lock.Claimed, msTime(d.prev), d.peer
 		d.res.Lease = lock.Lease{Task: req.Task, Key: d.key, Owner: req.Owner, Token: uint64(d.token)}
 	}
 	return d.res
