@@ -95,7 +95,7 @@ func TestClockSkew(t *testing.T) {
 	runs := c.runs()
 	rep := c.report(up.Add(3*time.Second), end.Add(-3*time.Second),
 		share(runs)+" (clock offsets -2s, 0, +2s in that order; max_clock_skew 3s)",
-		"a claim waits until the lock store's clock reaches its tick (\"not yet\"), so no run starts early; "+
+		"claims fire when the lock store's clock reaches the tick (a claim that comes early waits: \"not yet\"), so no run starts early; "+
 			"misses, if any, are Forbid ticks found busy")
 	checkRuns(t, rep, runs)
 	c.checkLogs()
@@ -109,16 +109,25 @@ func TestClockSkew(t *testing.T) {
 			t.Errorf("%v started %v before its tick", r, r.Tick.Sub(r.Start).Round(time.Millisecond))
 		}
 	}
+	// Each replica fires its claims by the store's clock, as it measures it
+	// from the store's answers, so a clock 2s off neither wins every tick
+	// nor loses them all: every replica takes part.
+	ran := map[string]int{}
+	for _, r := range runs {
+		ran[r.Replica]++
+	}
+	for _, r := range c.replicas {
+		if ran[r.name] == 0 {
+			t.Errorf("replica %s ran none of the %d runs", r.name, len(runs))
+		}
+	}
 	waited := 0
 	for _, l := range ahead.logs() {
 		if strings.HasPrefix(l.Msg, "tick not yet due by the lock store's clock") {
 			waited++
 		}
 	}
-	if waited == 0 {
-		t.Errorf("replica %s, whose clock runs 2s ahead, never logged that a tick was not yet due by the store's clock", ahead.name)
-	}
-	t.Logf("replica %s waited for the store's clock %d times", ahead.name, waited)
+	t.Logf("replica %s, 2s ahead, waited for the store's clock %d times", ahead.name, waited)
 }
 
 func TestClockFarAhead(t *testing.T) {
