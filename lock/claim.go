@@ -156,10 +156,11 @@ type ClaimResult struct {
 	// ttl ago after losing its records: a run claimed before may still hold
 	// a lock the store no longer knows of.
 	Guarded bool
-	// PeerClaimed is set with Claimed when the task's claim before this one
-	// was made by another session: the caller has peers claiming the same
-	// ticks (a replica that wins every race learns so from it).
-	PeerClaimed bool
+	// Contested is set with Claimed when another session claimed the
+	// task's tick before this one, or asked for that tick and was refused
+	// (AlreadyClaimed): the caller has peers racing for the same ticks. A
+	// replica that wins every race learns so from it.
+	Contested bool
 }
 
 // Claimer claims scheduled ticks. Every method is one atomic step in the

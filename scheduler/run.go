@@ -28,17 +28,16 @@ const maxBatch = 500
 // s.runs until it is settled: in one call to the store (lock.BatchClaimer)
 // when there are several and the store can, else one by one. A replica
 // with peers in sight spreads them over a few milliseconds at random (see
-// spreadSlots), after its load's delay.
+// spreadSlots), each slot after the load's delay as it is then.
 func (s *Scheduler) dispatch(ps []pending) {
 	if len(ps) == 0 {
 		return
 	}
 	s.runs.Add(len(ps))
 	if !s.contended() {
-		s.send(ps, 0)
+		s.send(ps, delay{})
 		return
 	}
-	load := s.loadDelay()
 	var slots [spreadSlots][]pending
 	for _, p := range ps {
 		k := s.randN(spreadSlots)
@@ -46,25 +45,42 @@ func (s *Scheduler) dispatch(ps []pending) {
 	}
 	for k, group := range slots {
 		if len(group) > 0 {
-			s.send(group, load+time.Duration(k)*spreadSlot)
+			s.send(group, delay{slot: time.Duration(k) * spreadSlot, loaded: true})
 		}
 	}
 }
 
-// send claims ps after delay.
-func (s *Scheduler) send(ps []pending, delay time.Duration) {
+// delay is how long a claim waits before it is sent: its slot, then, if
+// loaded, the delay of the replica's load as it is at the slot's end, so
+// that the runs a replica won in an instant's first slots make it yield
+// the later ones to its peers. The zero delay sends at once.
+type delay struct {
+	slot   time.Duration
+	loaded bool
+}
+
+// wait waits d, and reports false if the scheduler stopped meanwhile.
+func (s *Scheduler) wait(d delay) bool {
+	if !s.sleep(d.slot) {
+		return false
+	}
+	return !d.loaded || s.sleep(s.loadDelay())
+}
+
+// send claims ps after d.
+func (s *Scheduler) send(ps []pending, d delay) {
 	if s.batcher == nil || len(ps) == 1 {
 		for _, p := range ps {
-			go s.handle(p.task, p.tick, delay)
+			go s.handle(p.task, p.tick, d)
 		}
 		return
 	}
-	go s.handleBatch(ps, delay)
+	go s.handleBatch(ps, d)
 }
 
-// handle claims one tick after delay and, if this replica gets it, runs it.
-func (s *Scheduler) handle(t *job, tick time.Time, delay time.Duration) {
-	if !s.sleep(delay) || !s.acquireSlot(t, tick) {
+// handle claims one tick after d and, if this replica gets it, runs it.
+func (s *Scheduler) handle(t *job, tick time.Time, d delay) {
+	if !s.wait(d) || !s.acquireSlot(t, tick) {
 		s.runs.Done()
 		return
 	}
@@ -82,8 +98,8 @@ type attempt struct {
 // of each: a tick whose attempt failed, or came before the store's clock
 // reached it, goes on alone, retrying as a lone claim does. A tick that
 // finds the replica at max_concurrent_runs waits alone for a slot.
-func (s *Scheduler) handleBatch(ps []pending, delay time.Duration) {
-	if !s.sleep(delay) {
+func (s *Scheduler) handleBatch(ps []pending, d delay) {
+	if !s.wait(d) {
 		s.runs.Add(-len(ps))
 		return
 	}
@@ -92,7 +108,7 @@ func (s *Scheduler) handleBatch(ps []pending, delay time.Duration) {
 	epoch := s.knownEpoch()
 	for _, p := range ps {
 		if !s.trySlot() {
-			go s.handle(p.task, p.tick, 0)
+			go s.handle(p.task, p.tick, delay{})
 			continue
 		}
 		if s.stopping() || s.abandoned(p.task, p.tick, p.task.deadline(p.tick)) {
@@ -173,7 +189,7 @@ func (s *Scheduler) settle(t *job, tick time.Time, first *attempt) {
 		return
 	}
 	s.claimed.Store(true)
-	if res.PeerClaimed {
+	if res.Contested {
 		s.lostRace()
 	}
 	s.emit(Event{Kind: Claimed, Task: t.Name, Tick: tick, Token: res.Lease.Token, Delay: s.clock.Now().Add(s.storeAhead()).Sub(tick)})

@@ -358,22 +358,43 @@ func (s *suite) claimRows(t *testing.T, batch bool) {
 			}
 			c.held("t", "")
 		}},
-		{"a claim says whether the task's claim before was another session's", func(c checker) {
+		{"a claim says whether a peer claimed or was refused the task's tick before", func(c checker) {
 			r := c.req("t", 1, "a", lock.Allow)
 			r.Session = "process-1"
 			for n, want := range []bool{false, false} { // a first claim, then its own
 				r.Tick = c.tick(n + 1)
-				if res := c.claimOK(r); res.PeerClaimed != want {
-					c.t.Errorf("claim of tick %d by the same session: PeerClaimed = %v; want %v", n+1, res.PeerClaimed, want)
+				if res := c.claimOK(r); res.Contested != want {
+					c.t.Errorf("claim of tick %d by the same session: Contested = %v; want %v", n+1, res.Contested, want)
 				}
 			}
 			r.Tick, r.Owner, r.Session = c.tick(3), "b", "process-2"
-			if res := c.claimOK(r); !res.PeerClaimed {
-				c.t.Error("claim after another session's: PeerClaimed = false; want true")
+			if res := c.claimOK(r); !res.Contested {
+				c.t.Error("claim after another session's: Contested = false; want true")
 			}
 			r.Tick = c.tick(4)
-			if res := c.claimOutcome(r, lock.Claimed); res.PeerClaimed {
-				c.t.Error("claim after the same session's: PeerClaimed = true; want false")
+			if res := c.claimOutcome(r, lock.Claimed); res.Contested {
+				c.t.Error("claim after the same session's: Contested = true; want false")
+			}
+			// The winner of every race learns of a peer that lost one.
+			peer := r
+			peer.Owner, peer.Session = "a", "process-1"
+			c.claimOutcome(peer, lock.AlreadyClaimed)
+			c.claimOutcome(peer, lock.AlreadyClaimed) // marked once; still marked
+			r.Tick = c.tick(5)
+			if res := c.claimOutcome(r, lock.Claimed); !res.Contested {
+				c.t.Error("claim after a peer was refused the tick before: Contested = false; want true")
+			}
+			r.Tick = c.tick(6)
+			if res := c.claimOutcome(r, lock.Claimed); res.Contested {
+				c.t.Error("claim after an uncontested tick: Contested = true; want false")
+			}
+			// Its own retry refused is no peer.
+			r.Tick = c.tick(6)
+			r.Owner = "b2" // a retry that does not get the lease back is refused
+			c.claimOutcome(r, lock.AlreadyClaimed)
+			r.Tick, r.Owner = c.tick(7), "b"
+			if res := c.claimOutcome(r, lock.Claimed); res.Contested {
+				c.t.Error("claim after its own session was refused: Contested = true; want false")
 			}
 		}},
 		{"release-all frees claimed locks", func(c checker) {

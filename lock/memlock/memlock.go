@@ -51,6 +51,7 @@ type taskState struct {
 	prev    int64 // the tick decided before it
 	session string
 	key     string // the lease key the last claim locked (see lock.LeaseKey)
+	rival   int64  // the last claimed tick another session was refused
 	run     *lock.RunRecord
 }
 
@@ -276,10 +277,14 @@ func (b *Backend) claim(req lock.ClaimRequest, now time.Time) lock.ClaimResult {
 			res.Lease = lock.Lease{Task: req.Task, Key: key, Owner: req.Owner, Token: st.fence}
 			return res
 		}
-		res.Outcome = lock.AlreadyClaimed
 		if tick < last && tick > st.prev && last == st.last {
 			res.Outcome = lock.TooLate // passed over: claims only move forward
+			return res
 		}
+		if req.Session != st.session {
+			st.rival = st.last // a peer lost the race: the winner's next claim says so
+		}
+		res.Outcome = lock.AlreadyClaimed
 		return res
 	}
 	if busy != 0 && tick <= busy {
@@ -302,7 +307,7 @@ func (b *Backend) claim(req lock.ClaimRequest, now time.Time) lock.ClaimResult {
 	}
 	// The token also follows the clock, so that it keeps rising even if this
 	// record is lost and rebuilt from nothing.
-	res.PeerClaimed = st.last != 0 && st.session != req.Session
+	res.Contested = st.last != 0 && (st.session != req.Session || st.rival == st.last)
 	st.fence = max(st.fence+1, uint64(max(now.UnixMicro(), 0)))
 	st.last, st.prev, st.busy = tick, decided, 0 // busy is older: decided by it
 	st.session, st.key = req.Session, key

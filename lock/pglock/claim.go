@@ -66,6 +66,7 @@ type taskState struct {
 	last, prev, busy int64
 	fence            int64
 	session          []byte
+	rival            int64 // the last claimed tick another session was refused
 }
 
 // unixMS is t in Unix milliseconds, 0 for NULL.
@@ -97,6 +98,7 @@ const (
 	renew                // the same session asks again: renew its lock
 	skip                 // Forbid under the guard: record the tick as busy
 	take                 // lock the key with a new token, record the tick
+	rival                // a peer lost the race: record it for the winner
 )
 
 // decision is a claim as decide leaves it: its answer, but for what its
@@ -108,8 +110,9 @@ type decision struct {
 	// token is the token to renew (renew) or to issue (take); prev, the
 	// tick decided before the claim's, its Previous when Claimed.
 	token, prev int64
-	// peer: the task's claim before was another session's (take only).
-	peer bool
+	// contested: another session claimed the task's tick before, or was
+	// refused it (take only).
+	contested bool
 }
 
 // decide judges req against its task's record st and the store's epoch and
@@ -154,6 +157,9 @@ func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error
 		if trusted && tick < last && tick > st.prev {
 			return done(lock.TooLate) // passed over: claims only move forward
 		}
+		if req.Session != string(st.session) && st.rival != st.last {
+			d.act = rival // the winner's next claim says so (once a tick)
+		}
 		return done(lock.AlreadyClaimed)
 	}
 	if busy != 0 && tick <= busy {
@@ -172,7 +178,7 @@ func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error
 	// The token also follows the clock, so that it keeps rising even if
 	// this record is lost and rebuilt from nothing.
 	d.act, d.token, d.prev = take, max(st.fence+1, now.UnixMicro()), decided
-	d.peer = st.last != 0 && string(st.session) != req.Session
+	d.contested = st.last != 0 && (string(st.session) != req.Session || st.rival == st.last)
 	return done(lock.Busy) // unless the upsert takes the lock (Forbid)
 }
 
@@ -180,7 +186,7 @@ func decide(req lock.ClaimRequest, st taskState, ep epochState) (decision, error
 // the lock (ok).
 func (d decision) result(req lock.ClaimRequest, ok bool) lock.ClaimResult {
 	if ok && (d.act == renew || d.act == take) {
-		d.res.Outcome, d.res.Previous, d.res.PeerClaimed = lock.Claimed, msTime(d.prev), d.peer
+		d.res.Outcome, d.res.Previous, d.res.Contested = lock.Claimed, msTime(d.prev), d.contested
 		d.res.Lease = lock.Lease{Task: req.Task, Key: d.key, Owner: req.Owner, Token: uint64(d.token)}
 	}
 	return d.res
@@ -244,18 +250,18 @@ func (b *Backend) claims(ctx context.Context, reqs []lock.ClaimRequest) ([]lock.
 	batch.Queue(genericPlans)
 	batch.Queue(`INSERT INTO `+b.tasks+` (task) SELECT t FROM unnest($1::bytea[]) AS t ORDER BY t
 		ON CONFLICT (task) DO NOTHING`, tasks)
-	batch.Queue(`SELECT task, last_claimed, prev, busy, fence, session FROM `+b.tasks+`
+	batch.Queue(`SELECT task, last_claimed, prev, busy, fence, session, rival FROM `+b.tasks+`
 		WHERE task = ANY($1::bytea[]) ORDER BY task FOR UPDATE`, tasks).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
-				task             []byte
-				st               taskState
-				last, prev, busy pgtype.Timestamptz
+				task                    []byte
+				st                      taskState
+				last, prev, busy, rival pgtype.Timestamptz
 			)
-			if err := rows.Scan(&task, &last, &prev, &busy, &st.fence, &st.session); err != nil {
+			if err := rows.Scan(&task, &last, &prev, &busy, &st.fence, &st.session, &rival); err != nil {
 				return err
 			}
-			st.last, st.prev, st.busy = unixMS(last), unixMS(prev), unixMS(busy)
+			st.last, st.prev, st.busy, st.rival = unixMS(last), unixMS(prev), unixMS(busy), unixMS(rival)
 			states[string(task)] = st
 		}
 		return rows.Err()
@@ -324,6 +330,7 @@ func (b *Backend) write(ctx context.Context, c txConn, reqs []lock.ClaimRequest,
 	var (
 		forbid, other        takes
 		renewKeys, skipTasks [][]byte
+		rivalTasks           [][]byte
 		renewTokens          []int64
 		skipTicks            []pgtype.Timestamptz
 		owner, session, ttl  = []byte(reqs[0].Owner), []byte(reqs[0].Session), micros(reqs[0].TTL)
@@ -345,6 +352,8 @@ func (b *Backend) write(ctx context.Context, c txConn, reqs []lock.ClaimRequest,
 			renewKeys, renewTokens = append(renewKeys, []byte(d.key)), append(renewTokens, d.token)
 		case d.act == skip:
 			skipTasks, skipTicks = append(skipTasks, []byte(req.Task)), append(skipTicks, msParam(req.Tick.UnixMilli()))
+		case d.act == rival:
+			rivalTasks = append(rivalTasks, []byte(req.Task))
 		case d.act == take && req.Policy == lock.Forbid:
 			forbid.add(req, d)
 		case d.act == take:
@@ -370,6 +379,9 @@ func (b *Backend) write(ctx context.Context, c txConn, reqs []lock.ClaimRequest,
 	if len(skipTasks) > 0 {
 		batch.Queue(`UPDATE `+b.tasks+` t SET busy = s.tick
 			FROM unnest($1::bytea[], $2::timestamptz[]) AS s(task, tick) WHERE t.task = s.task`, skipTasks, skipTicks)
+	}
+	if len(rivalTasks) > 0 {
+		batch.Queue(`UPDATE `+b.tasks+` SET rival = last_claimed WHERE task = ANY($1::bytea[])`, rivalTasks)
 	}
 	for _, g := range []struct {
 		*takes

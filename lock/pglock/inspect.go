@@ -164,7 +164,8 @@ func (b *Backend) Forget(ctx context.Context, task string, minAge time.Duration)
 			FROM `+b.tasks+` t JOIN `+b.locks+` l ON `+lastLockJoin+`
 			WHERE t.task = $1::bytea AND l.expires > clock_timestamp()`, []byte(task))
 		batch.Queue(`UPDATE `+b.tasks+` t SET last_claimed = NULL, prev = NULL, busy = NULL, session = NULL, lock_key = NULL,
-				run_tick = NULL, run_token = NULL, run_owner = NULL, run_result = NULL, run_ms = NULL, run_error = NULL, run_ended = NULL
+				run_tick = NULL, run_token = NULL, run_owner = NULL, run_result = NULL, run_ms = NULL, run_error = NULL, run_ended = NULL,
+				rival = NULL
 			WHERE t.task = $1::bytea
 				AND NOT EXISTS (SELECT 1 FROM `+b.locks+` l WHERE `+lastLockJoin+` AND l.expires > clock_timestamp())
 				AND (`+age+` IS NULL OR `+age+` >= $2::bigint * interval '1 microsecond')

@@ -55,6 +55,9 @@ var (
 	ErrConfig = errors.New("pglock: configuration")
 	// ErrNoSchema: the database has no lock tables (SQLSTATE 42P01).
 	ErrNoSchema = errors.New("pglock: the lock tables do not exist in this database; run `beat migrate` to create them")
+	// ErrOldSchema: the lock tables lack a column this version of beat
+	// uses (SQLSTATE 42703): they were made by an earlier one.
+	ErrOldSchema = errors.New("pglock: the lock tables lack columns this version of beat needs; run `beat migrate` to add them")
 )
 
 // tableName is what WithTable accepts: a plain lower-case SQL identifier,
@@ -120,6 +123,8 @@ func (b *Backend) fail(op, subject string, err error) error {
 		switch pgErr.Code {
 		case "42P01": // undefined_table
 			return fmt.Errorf("pglock: %s %q: %w (%s)", op, subject, ErrNoSchema, pgErr.Message)
+		case "42703": // undefined_column
+			return fmt.Errorf("pglock: %s %q: %w (%s)", op, subject, ErrOldSchema, pgErr.Message)
 		case "42501": // insufficient_privilege: perhaps a function the identity reads
 			b.ident.reset()
 		}

@@ -19,7 +19,8 @@ import (
 //	                  by a claim's sweep (a few at a time, by the index on
 //	                  expires). The index on owner serves ReleaseAll.
 //	beat_locks_tasks  one row per task: the claim record (last_claimed, its
-//	                  prev, busy, session, lock_key), fence (the last token
+//	                  prev, busy, session, lock_key, rival: the last claimed
+//	                  tick another session was refused), fence (the last token
 //	                  issued; Forget keeps it), and the last run (run_*).
 //	beat_locks_meta   one row: the epoch, and what identified the database's
 //	                  history when it began (see claim.go); guard_until,
@@ -48,7 +49,8 @@ func (b *Backend) schema() []string {
 			run_result   text,
 			run_ms       bigint,
 			run_error    bytea,
-			run_ended    timestamptz
+			run_ended    timestamptz,
+			rival        timestamptz
 		)`,
 		`CREATE TABLE IF NOT EXISTS ` + b.meta + ` (
 			id          boolean PRIMARY KEY DEFAULT true CHECK (id),
@@ -61,6 +63,7 @@ func (b *Backend) schema() []string {
 		)`,
 		// Added after the table's first form.
 		`ALTER TABLE ` + b.meta + ` ADD COLUMN IF NOT EXISTS table_node oid NOT NULL DEFAULT 0`,
+		`ALTER TABLE ` + b.tasks + ` ADD COLUMN IF NOT EXISTS rival timestamptz`,
 	}
 }
 

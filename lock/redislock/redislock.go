@@ -335,7 +335,7 @@ func parseClaim(reply []any) (lock.ClaimResult, error) {
 	if !ok || flag < 0 || flag > 2 {
 		return res, errors.New("bad flag")
 	}
-	res.Guarded, res.PeerClaimed = flag == 1, flag == 2
+	res.Guarded, res.Contested = flag == 1, flag == 2
 	if res.Outcome != lock.Claimed {
 		return res, nil
 	}

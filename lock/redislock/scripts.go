@@ -22,7 +22,9 @@ import "github.com/redis/go-redis/v9"
 //	                 key names an instance once its locks are gone), key
 //	                 (the lock key it took, "task@tick" under Allow; records
 //	                 written without it mean the task name) and busy (the
-//	                 last tick skipped as busy). The last recorded run:
+//	                 last tick skipped as busy), rival (the last claimed
+//	                 tick another session asked for and was refused, so
+//	                 that the winner learns it has peers). The last recorded run:
 //	                 run_tick (Unix ms, "" for none), run_token, run_owner,
 //	                 run_result, run_ms (its duration), run_end (the
 //	                 server's time it was recorded, Unix ms) and run_err.
@@ -124,7 +126,10 @@ const epochPrelude = `
 local function server_id()
   local info = redis.pcall('INFO', 'server')
   if type(info) ~= 'string' then return '' end
-  return string.match(info, 'run_id:(%x+)') or ''
+  -- A plain find first: a pattern search of the whole text costs more
+  -- than INFO itself.
+  local at = string.find(info, 'run_id:', 1, true)
+  return at and string.match(info, '^%x+', at + 7) or ''
 end
 -- begin_epoch starts an epoch at now, in the keys ekey (epoch) and skey
 -- (the server that began it).
@@ -148,8 +153,9 @@ return {e, now}
 // known epoch ms (0: none), then for each claim its tick ms, policy, key
 // and not after ms (0: none).
 // Returns {now, epoch, then for each claim: outcome, previous tick or "",
-// token or "", future record or "", flag: 1 guarded (with busy), 2 the
-// task's claim before was another session's (with claimed), else 0};
+// token or "", future record or "", flag: 1 guarded (with busy), 2
+// contested (with claimed: another session claimed the task's tick before,
+// or asked for it and was refused), else 0};
 // outcome 1 claimed, 2
 // already claimed, 3 busy, 4 not yet, 5 clock ahead, 6 store lost, 7 too
 // late (the order of lock.Outcome).
@@ -195,7 +201,7 @@ local function claim(state, lockk, fence, tick_s, policy, key, not_after)
   if tick > now then return 4, '', '', '', 0 end
   if tick < epoch then return 6, '', '', '', 0 end
 
-  local st = redis.call('HMGET', state, 'tick', 'fence', 'prev', 'session', 'busy')
+  local st = redis.call('HMGET', state, 'tick', 'fence', 'prev', 'session', 'busy', 'rival')
   local last, busy, future = tonumber(st[1]), tonumber(st[5]), ''
   if last and last > horizon then
     -- Written while the clock read differently (see lock.Claimer).
@@ -221,6 +227,10 @@ local function claim(state, lockk, fence, tick_s, policy, key, not_after)
     if future == '' and tick < last and (not before or tick > before) then
       return 7, previous, '', future, 0 -- passed over: claims only move forward
     end
+    if st[4] ~= session and st[6] ~= st[1] then
+      -- A peer lost the race: the winner's next claim says so (once a tick).
+      redis.call('HSET', state, 'rival', st[1])
+    end
     return 2, previous, '', future, 0
   end
   if busy and tick <= busy then return 3, previous, '', future, 0 end
@@ -240,8 +250,8 @@ local function claim(state, lockk, fence, tick_s, policy, key, not_after)
   redis.call('SET', lockk, owner, 'PX', ttl)
   redis.call('SET', fence, token, 'PX', ttl)
   indexed[#indexed + 1] = key
-  -- 2 for guarded: the claim before was another session's (a peer's).
-  return 1, previous, token, future, (st[1] and st[4] ~= session) and 2 or 0
+  local contested = st[1] and (st[4] ~= session or st[6] == st[1])
+  return 1, previous, token, future, contested and 2 or 0
 end
 
 local out = {now, epoch}
@@ -282,7 +292,7 @@ return 1
 // before any of its writes, so that a failing read (a key of the wrong
 // type) fails the call before it changed that lease.
 var releaseLeaseScript = redis.NewScript(prelude + `
-local now = now_ms()
+local now -- read at the first run recorded: a release alone needs no clock
 local function release(lockk, fence, idx, state, owner, key, token, result, tick, dur, err)
   local record = result ~= ''
   if record then
@@ -300,6 +310,7 @@ local function release(lockk, fence, idx, state, owner, key, token, result, tick
     released = 1
   end
   if record then
+    now = now or now_ms()
     redis.call('HSET', state, 'run_token', token, 'run_owner', owner, 'run_result', result,
       'run_tick', tick, 'run_ms', dur, 'run_end', string.format('%.0f', now), 'run_err', err)
   end
