@@ -285,6 +285,51 @@ func CheckBatch(reqs []ClaimRequest) error {
 	return nil
 }
 
+// BatchRenewer is a Claimer that renews many leases in one call: the runs
+// of a burst renew together, every renew interval, and their renewals then
+// cost about one round trip, not one each.
+//
+// RenewBatch answers leases[i] in renewed[i] as RenewLease(ctx, leases[i],
+// ttl) would have; each renewal is atomic on its own, and a lease named
+// twice is renewed twice. When one of the leases (or ttl) is invalid the
+// whole batch fails with an error naming it, and nothing is renewed. A
+// store failure is one error for the whole batch, with no results: any of
+// them may have been renewed.
+type BatchRenewer interface {
+	RenewBatch(ctx context.Context, leases []Lease, ttl time.Duration) ([]bool, error)
+}
+
+// CheckRenewals checks the leases and ttl of a RenewBatch.
+func CheckRenewals(leases []Lease, ttl time.Duration) error {
+	for i, l := range leases {
+		if err := CheckLease(l, ttl); err != nil {
+			return fmt.Errorf("lock: renewal %d of the batch (%q): %w", i, l.Key, err)
+		}
+	}
+	return nil
+}
+
+// RenewBatch renews leases through c's RenewBatch when it has one, and
+// otherwise one after another through RenewLease, stopping at the first
+// error.
+func RenewBatch(ctx context.Context, c Claimer, leases []Lease, ttl time.Duration) ([]bool, error) {
+	if b, ok := c.(BatchRenewer); ok {
+		return b.RenewBatch(ctx, leases, ttl)
+	}
+	if err := CheckRenewals(leases, ttl); err != nil {
+		return nil, err
+	}
+	renewed := make([]bool, len(leases))
+	for i, l := range leases {
+		ok, err := c.RenewLease(ctx, l, ttl)
+		if err != nil {
+			return nil, err
+		}
+		renewed[i] = ok
+	}
+	return renewed, nil
+}
+
 // LeaseEnd is a lease to release and, when Run is not nil, how its run
 // ended (see Claimer.ReleaseLease).
 type LeaseEnd struct {

@@ -308,6 +308,11 @@ func (r refusing) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]boo
 	return released, r.mark(err)
 }
 
+func (r refusing) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	renewed, err := lock.RenewBatch(ctx, r.Store, leases, ttl)
+	return renewed, r.mark(err)
+}
+
 func (r refusing) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
 	ok, err := r.Store.RenewLease(ctx, l, ttl)
 	return ok, r.mark(err)

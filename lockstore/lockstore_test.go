@@ -125,6 +125,13 @@ func TestCheck(t *testing.T) {
 			if refused := errors.Is(cerr, lock.ErrRefused); refused != (tt.wantConfig != "") {
 				t.Errorf("Claim: %v; lock.ErrRefused: %v, want %v", cerr, refused, tt.wantConfig != "")
 			}
+			if _, ok := store.Store.(lock.BatchRenewer); !ok {
+				t.Fatalf("%T is not a lock.BatchRenewer: renewals would go one by one", store.Store)
+			}
+			_, rerr := lock.RenewBatch(ctx, store.Store, []lock.Lease{{Task: "t", Key: "t", Owner: "o/1", Token: 1}}, time.Second)
+			if refused := errors.Is(rerr, lock.ErrRefused); refused != (tt.wantConfig != "") {
+				t.Errorf("RenewBatch: %v; lock.ErrRefused: %v, want %v", rerr, refused, tt.wantConfig != "")
+			}
 		})
 	}
 

@@ -122,10 +122,24 @@ func TestStoreMeasured(t *testing.T) {
 	if _, _, err := s.Epoch(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Batches pass through to the store's, measured as one call each.
+	r, ok := s.(lock.BatchRenewer)
+	if !ok {
+		t.Fatalf("%T is not a lock.BatchRenewer", s)
+	}
+	lease := lock.Lease{Task: "t", Key: "t", Owner: "o", Token: 1}
+	if got, err := r.RenewBatch(ctx, []lock.Lease{lease, lease}, time.Second); err != nil || len(got) != 2 {
+		t.Fatalf("RenewBatch = %v, %v; want 2 answers", got, err)
+	}
+	lease.Token = 0
+	if _, err := r.RenewBatch(ctx, []lock.Lease{lease}, time.Second); err == nil {
+		t.Fatal("RenewBatch of a lease without token: no error")
+	}
 	for _, c := range []struct {
 		op, result string
 		want       float64
-	}{{"try_acquire", "ok", 1}, {"try_acquire", "error", 1}, {"epoch", "ok", 1}, {"claim", "ok", 0}} {
+	}{{"try_acquire", "ok", 1}, {"try_acquire", "error", 1}, {"epoch", "ok", 1}, {"claim", "ok", 0},
+		{"renew_batch", "ok", 1}, {"renew_batch", "error", 1}, {"renew_lease", "ok", 0}} {
 		if got := gather(t, m, "beat_store_operations_total", "op", c.op, "result", c.result); got != c.want {
 			t.Errorf("beat_store_operations_total{op=%s,result=%s} = %v; want %v", c.op, c.result, got, c.want)
 		}

@@ -20,7 +20,7 @@ func (m *Metrics) Store(s lock.Store) lock.Store {
 }
 
 var storeOps = []string{"try_acquire", "release", "renew", "is_locked", "owner", "release_all",
-	"epoch", "claim", "claim_batch", "renew_lease", "release_lease", "release_batch"}
+	"epoch", "claim", "claim_batch", "renew_lease", "renew_batch", "release_lease", "release_batch"}
 
 type store struct {
 	s lock.Store
@@ -105,6 +105,13 @@ func (s *store) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]bool,
 	released, err := lock.ReleaseBatch(ctx, s.s, ends)
 	s.done("release_batch", start, err)
 	return released, err
+}
+
+func (s *store) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	start := time.Now()
+	renewed, err := lock.RenewBatch(ctx, s.s, leases, ttl)
+	s.done("renew_batch", start, err)
+	return renewed, err
 }
 
 func (s *store) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {

@@ -3,6 +3,7 @@ package locktest
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,10 +190,147 @@ func (s *suite) claimBatch(t *testing.T) {
 				c.t.Errorf("ReleaseBatch() = %v, %v; want nothing", got, err)
 			}
 		}},
+		{"a batch of renewals answers each as RenewLease would", func(c checker) {
+			short := func(r lock.ClaimRequest) lock.ClaimRequest { r.TTL = s.h.TTL; return r }
+			live := c.claimOK(short(c.req("live", 1, "a", lock.Forbid))).Lease
+			allow := c.claimOK(short(c.req("allow", 1, "a", lock.Allow))).Lease
+			released := c.claimOK(c.req("released", 1, "a", lock.Forbid)).Lease
+			c.releaseLease(released, true)
+			replaced := c.claimOK(c.req("replaced", 1, "a", lock.Replace)).Lease
+			c.claimOK(short(c.req("replaced", 2, "a", lock.Replace)))
+			// Locked again by TryAcquire, by the lease's owner and by another.
+			mine := c.claimOK(c.req("mine", 1, "a", lock.Forbid)).Lease
+			c.releaseLease(mine, true)
+			c.acquire("mine", "a", s.h.TTL, true)
+			theirs := c.claimOK(c.req("theirs", 1, "a", lock.Forbid)).Lease
+			c.releaseLease(theirs, true)
+			c.acquire("theirs", "b", s.h.TTL, true)
+			leases := []lock.Lease{live, released, replaced, mine, theirs, allow, live}
+			got, err := c.renewBatch(long, leases...)
+			if err != nil {
+				c.t.Fatalf("RenewBatch: %v", err)
+			}
+			// A renewal does not end the lease: named twice, it is renewed twice.
+			if want := []bool{true, false, false, false, false, true, true}; fmt.Sprint(got) != fmt.Sprint(want) {
+				c.t.Errorf("RenewBatch = %v; want %v", got, want)
+			}
+			c.held("live", "a")
+			c.held(allow.Key, "a")
+			c.held("released", "")
+			c.held("replaced", "a")
+			c.held("mine", "a")
+			c.held("theirs", "b")
+			if _, ok := c.s.(lock.Inspector); !ok {
+				return
+			}
+			// The live leases' locks now expire ttl from now; the lock
+			// that replaced a lease keeps its own expiry.
+			for _, task := range []string{"live", "allow"} {
+				c.holder(task, "a", long)
+				if left := c.task(task).LockLeft; left < long-time.Minute {
+					c.t.Errorf("%s: %v left after a renewal for %v; want about %v", task, left, long, long)
+				}
+			}
+			c.holder("replaced", "a", s.h.TTL)
+		}},
+		{"an invalid batch of renewals renews nothing", func(c checker) {
+			r := c.req("t1", 1, "a", lock.Forbid)
+			r.TTL = s.h.TTL
+			l1 := c.claimOK(r).Lease
+			for name, bad := range map[string]struct {
+				leases []lock.Lease
+				ttl    time.Duration
+			}{
+				"no token":    {[]lock.Lease{l1, {Task: "t2", Key: "t2", Owner: "a"}}, long},
+				"no owner":    {[]lock.Lease{l1, {Task: "t2", Key: "t2", Token: 1}}, long},
+				"a zero ttl":  {[]lock.Lease{l1, l1}, 0},
+				"a short ttl": {[]lock.Lease{l1, l1}, time.Millisecond - 1},
+			} {
+				got, err := c.renewBatch(bad.ttl, bad.leases...)
+				if err == nil {
+					c.t.Errorf("%s: RenewBatch = %v, nil; want an error", name, got)
+				} else if !strings.Contains(err.Error(), "renewal 0 of the batch") && !strings.Contains(err.Error(), "renewal 1 of the batch") {
+					c.t.Errorf("%s: RenewBatch: %v; want the error to name the lease", name, err)
+				}
+			}
+			if _, err := c.renewBatch(long, l1, lock.Lease{Task: "t2", Key: "t2", Owner: "a"}); err == nil ||
+				!strings.Contains(err.Error(), "renewal 1 of the batch") {
+				c.t.Errorf("RenewBatch with a lease without token at 1: %v; want an error naming renewal 1", err)
+			}
+			c.held("t1", "a")
+			if _, ok := c.s.(lock.Inspector); ok {
+				c.holder("t1", "a", s.h.TTL) // not renewed for long
+			}
+			if got, err := c.renewBatch(long); err != nil || len(got) != 0 {
+				c.t.Errorf("RenewBatch() = %v, %v; want nothing", got, err)
+			}
+		}},
+		{"a large batch of renewals renews every lease", func(c checker) {
+			const n = 300
+			var leases []lock.Lease
+			for _, owner := range []string{"a", "b"} {
+				reqs := make([]lock.ClaimRequest, n/2)
+				for i := range reqs {
+					reqs[i] = c.req(fmt.Sprintf("%s-%d", owner, i), 1, owner, lock.Policy(i%3))
+				}
+				res, err := c.claimBatch(reqs...)
+				if err != nil {
+					c.t.Fatalf("ClaimBatch: %v", err)
+				}
+				for i, r := range res {
+					if r.Outcome != lock.Claimed {
+						c.t.Fatalf("claim %d by %s: %v", i, owner, r.Outcome)
+					}
+					leases = append(leases, r.Lease)
+				}
+			}
+			got, err := c.renewBatch(long, leases...)
+			if err != nil {
+				c.t.Fatalf("RenewBatch: %v", err)
+			}
+			for i, ok := range got {
+				if !ok {
+					c.t.Fatalf("renewal %d (%+v): not renewed", i, leases[i])
+				}
+			}
+			// Every third lease ended: the batch renews the others alone.
+			var ends []lock.LeaseEnd
+			for i := 0; i < n; i += 3 {
+				ends = append(ends, lock.LeaseEnd{Lease: leases[i]})
+			}
+			if _, err := c.releaseBatch(ends...); err != nil {
+				c.t.Fatalf("ReleaseBatch: %v", err)
+			}
+			if got, err = c.renewBatch(long, leases...); err != nil {
+				c.t.Fatalf("RenewBatch again: %v", err)
+			}
+			for i, ok := range got {
+				if ok != (i%3 != 0) {
+					c.t.Fatalf("renewal %d (%+v) after every third lease was released: %v", i, leases[i], ok)
+				}
+			}
+			c.releaseAll("a", n/2-n/6)
+			c.releaseAll("b", n/2-n/6)
+		}},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) { r.run(s.checker(t)) })
 	}
+}
+
+// renewBatch renews leases in one batch; the store must be a
+// BatchRenewer.
+func (c checker) renewBatch(ttl time.Duration, leases ...lock.Lease) ([]bool, error) {
+	c.t.Helper()
+	b, ok := c.s.(lock.BatchRenewer)
+	if !ok {
+		c.t.Fatalf("%T is not a lock.BatchRenewer; every store renews in batches", c.s)
+	}
+	got, err := b.RenewBatch(bg(), leases, ttl)
+	if err == nil && len(got) != len(leases) {
+		c.t.Fatalf("RenewBatch of %d leases answered %d results", len(leases), len(got))
+	}
+	return got, err
 }
 
 // releaseBatch releases ends in one batch; the store must be a

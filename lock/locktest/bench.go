@@ -106,3 +106,42 @@ func BenchmarkRenewLease(b *testing.B, s lock.Store) {
 		}
 	}
 }
+
+// BenchmarkRenewBatch measures renewing n claimed leases, of n tasks, in
+// one batch (s must be a lock.BatchRenewer), reported per renewal, as a
+// replica's n running tasks renew together every renew interval. Epoch as
+// for BenchmarkClaim.
+func BenchmarkRenewBatch(b *testing.B, s lock.Store, n int) {
+	ctx := context.Background()
+	br, ok := s.(lock.BatchRenewer)
+	if !ok {
+		b.Fatalf("%T is not a lock.BatchRenewer", s)
+	}
+	tick, _, err := s.Epoch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]lock.ClaimRequest, n)
+	for i := range reqs {
+		reqs[i] = lock.ClaimRequest{Task: fmt.Sprintf("bench-%d", i), Tick: tick, Owner: "bench", TTL: time.Minute}
+	}
+	res, err := lock.ClaimBatch(ctx, s, reqs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	leases := make([]lock.Lease, n)
+	for i, r := range res {
+		if r.Outcome != lock.Claimed {
+			b.Fatalf("claim %d: %v", i, r.Outcome)
+		}
+		leases[i] = r.Lease
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		renewed, err := br.RenewBatch(ctx, leases, time.Minute)
+		if err != nil || len(renewed) != n || !renewed[n-1] {
+			b.Fatalf("RenewBatch = %d results, %v", len(renewed), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/renewal")
+}

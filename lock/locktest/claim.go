@@ -72,11 +72,24 @@ func (c checker) claimOK(req lock.ClaimRequest) lock.ClaimResult {
 	return res
 }
 
+// renewLease renews l through RenewLease, or in batch mode through a batch
+// of one, which must answer as RenewLease does.
 func (c checker) renewLease(l lock.Lease, ttl time.Duration, want bool) {
 	c.t.Helper()
-	got, err := c.s.RenewLease(bg(), l, ttl)
+	call := "RenewLease"
+	var got bool
+	var err error
+	if c.batch {
+		call = "RenewBatch of one"
+		var renewed []bool
+		if renewed, err = c.renewBatch(ttl, l); err == nil {
+			got = renewed[0]
+		}
+	} else {
+		got, err = c.s.RenewLease(bg(), l, ttl)
+	}
 	if err != nil || got != want {
-		c.t.Fatalf("RenewLease(%+v) = %v, %v; want %v, nil", l, got, err, want)
+		c.t.Fatalf("%s(%+v) = %v, %v; want %v, nil", call, l, got, err, want)
 	}
 }
 
@@ -417,7 +430,12 @@ func (s *suite) claimRows(t *testing.T, batch bool) {
 	}
 }
 
-func (s *suite) claimExpiry(t *testing.T) {
+// claimExpiry runs the expiry rows of claims through Claim and RenewLease,
+// and claimExpiryBatchOfOne runs them again through batches of one.
+func (s *suite) claimExpiry(t *testing.T)           { s.claimExpiryRows(t, false) }
+func (s *suite) claimExpiryBatchOfOne(t *testing.T) { s.claimExpiryRows(t, true) }
+
+func (s *suite) claimExpiryRows(t *testing.T, batch bool) {
 	t.Parallel()
 	ttl := s.h.TTL
 	claim := func(c checker, n int, owner string, p lock.Policy) lock.ClaimRequest {
@@ -470,11 +488,35 @@ func (s *suite) claimExpiry(t *testing.T) {
 			c.renewLease(res.Lease, long, false)
 			c.renewLease(next.Lease, long, true)
 		}},
+		{"a batch renews its leases past their first ttl, for release-all too", func(c checker) {
+			// Two owners, so that a store that indexes locks by owner
+			// updates more than one index in the batch.
+			var leases []lock.Lease
+			for _, owner := range []string{"a", "b"} {
+				for _, p := range []lock.Policy{lock.Forbid, lock.Allow} {
+					r := c.req("t-"+owner+"-"+p.String(), 1, owner, p)
+					r.TTL = ttl
+					leases = append(leases, c.claimOK(r).Lease)
+				}
+			}
+			got, err := c.renewBatch(long, leases...)
+			if err != nil || fmt.Sprint(got) != "[true true true true]" {
+				c.t.Fatalf("RenewBatch = %v, %v; want all renewed", got, err)
+			}
+			c.wait(ttl * 6 / 5)
+			for _, l := range leases {
+				c.held(l.Key, l.Owner)
+			}
+			c.releaseAll("a", 2)
+			c.releaseAll("b", 2)
+		}},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
-			r.run(s.checker(t))
+			c := s.checker(t)
+			c.batch = batch
+			r.run(c)
 		})
 	}
 }

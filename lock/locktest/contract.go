@@ -245,6 +245,14 @@ func (s *suite) invalidArguments(t *testing.T) {
 		{"RenewLease empty key", lock.ErrInvalidKey, func() (bool, error) {
 			return st.RenewLease(ctx, lock.Lease{Task: "t", Owner: "o", Token: 1}, time.Second)
 		}},
+		{"RenewBatch zero ttl", lock.ErrInvalidTTL, func() (bool, error) {
+			r, err := lock.RenewBatch(ctx, st, []lock.Lease{{Task: "t", Key: "t", Owner: "o", Token: 1}}, 0)
+			return len(r) > 0, err
+		}},
+		{"RenewBatch empty owner", lock.ErrInvalidOwner, func() (bool, error) {
+			r, err := lock.RenewBatch(ctx, st, []lock.Lease{{Task: "t", Key: "t", Owner: "o", Token: 1}, {Task: "t", Key: "t", Token: 1}}, time.Second)
+			return len(r) > 0, err
+		}},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
@@ -339,7 +347,11 @@ func checkFailures(t *testing.T, st lock.Store, ctx context.Context) {
 			r, err := st.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: time.Unix(60, 0), Owner: "a", TTL: long})
 			return r.Outcome != 0, err
 		},
-		"RenewLease":   func() (bool, error) { return st.RenewLease(ctx, lease, long) },
+		"RenewLease": func() (bool, error) { return st.RenewLease(ctx, lease, long) },
+		"RenewBatch": func() (bool, error) {
+			r, err := lock.RenewBatch(ctx, st, []lock.Lease{lease, {Task: "t", Key: "t", Owner: "a", Token: 2}}, long)
+			return len(r) > 0, err
+		},
 		"ReleaseLease": func() (bool, error) { return st.ReleaseLease(ctx, lease, nil) },
 		"ReleaseLease with a run": func() (bool, error) {
 			return st.ReleaseLease(ctx, lease, &lock.RunRecord{Tick: time.Unix(60, 0), Result: lock.RunSucceeded})

@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ClaimBatchOfOne", s.claimBatchOfOne)
 	t.Run("ClaimBatch", s.claimBatch)
 	t.Run("ClaimExpiry", s.claimExpiry)
+	t.Run("ClaimExpiryBatchOfOne", s.claimExpiryBatchOfOne)
 	t.Run("FutureRecord", s.futureRecord)
 	t.Run("ClaimContention", s.claimContention)
 	t.Run("ClaimBatchContention", s.claimBatchContention)
@@ -80,7 +81,8 @@ type checker struct {
 	s    lock.Store
 	wait func(time.Duration) // lets time pass for s
 	base time.Time           // the first whole minute after the store's epoch
-	// batch makes claim and its kin claim through batches of one.
+	// batch makes claim and its kin claim, and renewLease renew, through
+	// batches of one.
 	batch bool
 }
 

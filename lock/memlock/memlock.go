@@ -17,6 +17,7 @@ var (
 	_ lock.Inspector     = (*Backend)(nil)
 	_ lock.BatchClaimer  = (*Backend)(nil)
 	_ lock.BatchReleaser = (*Backend)(nil)
+	_ lock.BatchRenewer  = (*Backend)(nil)
 )
 
 // Backend is an in-process lock store, safe for concurrent use. Expiry is
@@ -329,17 +330,32 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 	if err := lock.CheckLease(l, ttl); err != nil {
 		return false, err
 	}
-	now, err := b.begin(ctx)
+	renewed, err := b.RenewBatch(ctx, []lock.Lease{l}, ttl)
 	if err != nil {
 		return false, err
 	}
-	defer b.mu.Unlock()
-	e := b.locks[l.Key]
-	if e == nil || e.owner != l.Owner || e.token != l.Token {
-		return false, nil
+	return renewed[0], nil
+}
+
+// RenewBatch renews every lease under one hold of the store's mutex, at one
+// reading of its clock.
+func (b *Backend) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	if err := lock.CheckRenewals(leases, ttl); err != nil {
+		return nil, err
 	}
-	b.set(l.Key, l.Owner, l.Token, now.Add(ttl))
-	return true, nil
+	now, err := b.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer b.mu.Unlock()
+	renewed := make([]bool, len(leases))
+	for i, l := range leases {
+		if e := b.locks[l.Key]; e != nil && e.owner == l.Owner && e.token == l.Token {
+			b.set(l.Key, l.Owner, l.Token, now.Add(ttl))
+			renewed[i] = true
+		}
+	}
+	return renewed, nil
 }
 
 func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {

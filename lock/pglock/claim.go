@@ -49,11 +49,11 @@ import (
 // rows in it; ReleaseLease with a run, ForceRelease and Forget take their
 // one task's row); and lock rows in the order of their keys in every call
 // that holds more than one: a batch of claims locks those it writes,
-// ReleaseBatch those of its leases, ReleaseAll those of the owner, each
-// before it writes any (without any one of the three, TestNoDeadlock fails
-// in most runs). The other calls write one lock row and hold no other. The
-// meta row is written only by a transaction that holds nothing else or
-// only its task rows.
+// ReleaseBatch and RenewBatch those of their leases, ReleaseAll those of
+// the owner, each before it writes any (without any one of the four,
+// TestNoDeadlock fails in most runs). The other calls write one lock row
+// and hold no other. The meta row is written only by a transaction that
+// holds nothing else or only its task rows.
 //
 // One gap remains: a lock row that a TryAcquire inserts on one of a
 // batch's keys between the batch's locking of its rows and its upsert is
@@ -434,24 +434,4 @@ func (b *Backend) write(ctx context.Context, c txConn, reqs []lock.ClaimRequest,
 func (b *Backend) sweepSQL() string {
 	return `DELETE FROM ` + b.locks + ` WHERE key = ANY (ARRAY(SELECT key FROM ` + b.locks + `
 		WHERE expires <= (SELECT clock_timestamp()) ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`
-}
-
-func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
-	if err := lock.CheckLease(l, ttl); err != nil {
-		return false, err
-	}
-	if err := checkToken("renew-lease", l); err != nil {
-		return false, err
-	}
-	if b.err != nil {
-		return false, b.err
-	}
-	tag, err := b.pool.Exec(ctx, `WITH n AS MATERIALIZED (SELECT clock_timestamp() AS now)
-		UPDATE `+b.locks+` l SET expires = n.now + $4::bigint * interval '1 microsecond' FROM n
-		WHERE l.key = $1::bytea AND l.owner = $2::bytea AND l.token = $3 AND l.expires > n.now`,
-		[]byte(l.Key), []byte(l.Owner), int64(l.Token), micros(ttl))
-	if err != nil {
-		return false, b.fail("renew-lease", l.Key, err)
-	}
-	return tag.RowsAffected() == 1, nil
 }

@@ -7,11 +7,12 @@
 // row whose expiry has passed is absent to every call, and deleted lazily.
 // Every operation is one statement, or one short READ COMMITTED transaction
 // of pipelined statements (a claim, or a batch of any number of claims: two
-// round trips; a release with a run, or a batch of any number of releases:
-// one) that waits on nothing but the row locks it takes; all of them are
-// correct under concurrent callers. See schema.go for the tables, claim.go
-// for the claim and the order of the row locks, release.go for the
-// release, and epoch.go for how a database that lost records is noticed.
+// round trips; a release with a run, or a batch of any number of releases
+// or renewals: one) that waits on nothing but the row locks it takes; all
+// of them are correct under concurrent callers. See schema.go for the
+// tables, claim.go for the claim and the order of the row locks, release.go
+// for the release, renew.go for the renewal, and epoch.go for how a
+// database that lost records is noticed.
 //
 // The tables are created by Migrate (`beat migrate`), never by another
 // call: on a database without them, every call returns an error wrapping
@@ -44,6 +45,7 @@ var (
 	_ lock.Inspector     = (*Backend)(nil)
 	_ lock.BatchClaimer  = (*Backend)(nil)
 	_ lock.BatchReleaser = (*Backend)(nil)
+	_ lock.BatchRenewer  = (*Backend)(nil)
 )
 
 // DefaultTable is the name of the lock table, and the start of the names of

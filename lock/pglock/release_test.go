@@ -12,15 +12,18 @@ import (
 )
 
 // TestNoDeadlock: the calls that hold several lock rows at once (batches
-// of claims and of releases, ReleaseAll) take them in one order, so that
-// none of them fails on a deadlock. Each round, replica a claims every task
-// under Replace; then, at once: replica b claims them again in a batch that
-// writes its Forbid rows (the tasks "z-..."), taken over expired or found
-// held, before its Replace rows ("a-..."); a releases half of its leases in
-// a batch that lists them in reverse key order, with runs every other
-// round (their task rows locked first) and without (lock rows alone); and
+// of claims, of releases and of renewals, ReleaseAll) take them in one
+// order, so that none of them fails on a deadlock. Each round, replica a
+// claims every task under Replace; then, at once: replica b claims them
+// again in a batch that writes its Forbid rows (the tasks "z-..."), taken
+// over expired or found held, before its Replace rows ("a-..."); a releases
+// half of its leases in a batch that lists them in reverse key order, with
+// runs every other round (their task rows locked first) and without (lock
+// rows alone); a renews all its leases in a batch in reverse key order; and
 // ReleaseAll frees a's rows. Before they took lock rows in key order, each
-// pair of the three deadlocked within a few dozen rounds.
+// pair of the first three deadlocked within a few dozen rounds, and
+// renewals that locked theirs in the batch's order deadlocked with the
+// others within a few.
 func TestNoDeadlock(t *testing.T) {
 	const tasks, rounds = 16, 200
 	b := newBackend(t, pgtest.Pool(t))
@@ -50,10 +53,12 @@ func TestNoDeadlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ends []lock.LeaseEnd
+		var leases []lock.Lease
 		for i, c := range res {
 			if c.Outcome != lock.Claimed {
 				t.Fatalf("round %d: a's claim of %s: %v", r, names[i], c.Outcome)
 			}
+			leases = append(leases, c.Lease)
 			if i%2 == 0 {
 				e := lock.LeaseEnd{Lease: c.Lease}
 				if r%2 == 0 {
@@ -63,6 +68,7 @@ func TestNoDeadlock(t *testing.T) {
 			}
 		}
 		slices.Reverse(ends)
+		slices.Reverse(leases)
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			_, err := b.ClaimBatch(ctx, batch("b", 2*r+1, func(task string) lock.Policy {
@@ -79,6 +85,12 @@ func TestNoDeadlock(t *testing.T) {
 			delay(r, 7)
 			if _, err := b.ReleaseBatch(ctx, ends); err != nil {
 				t.Errorf("round %d: a's ReleaseBatch: %v", r, err)
+			}
+		})
+		wg.Go(func() {
+			delay(r, 5)
+			if _, err := b.RenewBatch(ctx, leases, time.Minute); err != nil {
+				t.Errorf("round %d: a's RenewBatch: %v", r, err)
 			}
 		})
 		wg.Go(func() {

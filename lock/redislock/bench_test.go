@@ -46,6 +46,12 @@ func BenchmarkRenewLease(b *testing.B) {
 	b.Run("redis", func(b *testing.B) { locktest.BenchmarkRenewLease(b, realBackend(b)) })
 }
 
+func BenchmarkRenewBatch(b *testing.B) {
+	for _, n := range []int{1, 100, 500} {
+		b.Run(fmt.Sprintf("redis/n=%d", n), func(b *testing.B) { locktest.BenchmarkRenewBatch(b, realBackend(b), n) })
+	}
+}
+
 // BenchmarkReleaseAll frees 3 locks with 0 and with 100,000 unrelated keys
 // in the same keyspace; the two should cost the same.
 func BenchmarkReleaseAll(b *testing.B) {

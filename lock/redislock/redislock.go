@@ -36,6 +36,7 @@ var (
 	_ lock.Inspector     = (*Backend)(nil)
 	_ lock.BatchClaimer  = (*Backend)(nil)
 	_ lock.BatchReleaser = (*Backend)(nil)
+	_ lock.BatchRenewer  = (*Backend)(nil)
 )
 
 // DefaultKeyPrefix keeps a deployment's keys in one hash slot.
@@ -368,8 +369,34 @@ func (b *Backend) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duratio
 	if err := lock.CheckLease(l, ttl); err != nil {
 		return false, err
 	}
-	return b.runBool(ctx, "renew-lease", l.Key, renewLeaseScript, b.leaseKeys(l),
-		l.Owner, l.Key, strconv.FormatUint(l.Token, 10), ms(ttl))
+	renewed, err := b.RenewBatch(ctx, []lock.Lease{l}, ttl)
+	if err != nil {
+		return false, err
+	}
+	return renewed[0], nil
+}
+
+// RenewBatch renews every lease in one script call: one round trip, atomic
+// as a whole.
+func (b *Backend) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	if err := lock.CheckRenewals(leases, ttl); err != nil {
+		return nil, fmt.Errorf("redislock: %w", err)
+	}
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	keys := make([]string, 0, 3*len(leases))
+	args := make([]any, 0, 1+3*len(leases))
+	args = append(args, ms(ttl))
+	for _, l := range leases {
+		keys = append(keys, b.lockKey(l.Key), b.fenceKey(l.Key), b.ownerKey(l.Owner))
+		args = append(args, l.Owner, l.Key, strconv.FormatUint(l.Token, 10))
+	}
+	what := leasesWhat("renew-lease", "renewal", leases[0].Key, len(leases))
+	return b.runBools(ctx, what, renewLeaseScript, len(leases), keys, args)
 }
 
 func (b *Backend) ReleaseLease(ctx context.Context, l lock.Lease, run *lock.RunRecord) (bool, error) {
@@ -412,25 +439,37 @@ func (b *Backend) ReleaseBatch(ctx context.Context, ends []lock.LeaseEnd) ([]boo
 			args = append(args, "", "", 0, "")
 		}
 	}
-	what := fmt.Sprintf("release-lease %q", ends[0].Lease.Key)
-	if len(ends) > 1 {
-		what = fmt.Sprintf("release of %d leases (%q, ...)", len(ends), ends[0].Lease.Key)
+	what := leasesWhat("release-lease", "release", ends[0].Lease.Key, len(ends))
+	return b.runBools(ctx, what, releaseLeaseScript, len(ends), keys, args)
+}
+
+// leasesWhat names a call on n leases, the first's key first, for an
+// error: op for one lease, batch for more.
+func leasesWhat(op, batch, first string, n int) string {
+	if n == 1 {
+		return fmt.Sprintf("%s %q", op, first)
 	}
-	reply, err := releaseLeaseScript.Run(ctx, b.client, keys, args...).Int64Slice()
+	return fmt.Sprintf("%s of %d leases (%q, ...)", batch, n, first)
+}
+
+// runBools runs a script on a batch of n leases that answers 0 or 1 for
+// each; what names the batch for an error.
+func (b *Backend) runBools(ctx context.Context, what string, s *redis.Script, n int, keys []string, args []any) ([]bool, error) {
+	reply, err := s.Run(ctx, b.client, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redislock: %s: %w", what, err)
 	}
-	if len(reply) != len(ends) {
+	if len(reply) != n {
 		return nil, fmt.Errorf("redislock: %s: unexpected reply %v from the store", what, reply)
 	}
-	released := make([]bool, len(ends))
-	for i, n := range reply {
-		if n != 0 && n != 1 {
+	answers := make([]bool, n)
+	for i, v := range reply {
+		if v != 0 && v != 1 {
 			return nil, fmt.Errorf("redislock: %s: unexpected reply %v from the store", what, reply)
 		}
-		released[i] = n == 1
+		answers[i] = v == 1
 	}
-	return released, nil
+	return answers, nil
 }
 
 // CheckInfo reports whether the client's user may run INFO, with which
@@ -441,8 +480,4 @@ func (b *Backend) CheckInfo(ctx context.Context) error {
 		return fmt.Errorf("redislock: INFO server: %w", err)
 	}
 	return nil
-}
-
-func (b *Backend) leaseKeys(l lock.Lease) []string {
-	return []string{b.lockKey(l.Key), b.fenceKey(l.Key), b.ownerKey(l.Owner)}
 }

@@ -265,21 +265,43 @@ index_all(KEYS[4], indexed, ttl)
 return out
 `)
 
-// leaseCheck is true while KEYS[1] (lock) is held by ARGV[1] (owner) under
-// the claim whose token ARGV[3] is in KEYS[2] (fence).
+// leaseCheck is the one test of whether a lease is live: its lock still
+// held by its owner, under the claim whose token is in its fence. A lock
+// taken again by other means, or by a newer claim, fails it.
 const leaseCheck = `
-local function held()
-  return redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[3]
+local function held(lockk, fence, owner, token)
+  return redis.call('GET', lockk) == owner and redis.call('GET', fence) == token
 end
 `
 
-// KEYS: lock, fence, owner index. ARGV: owner, key, token, ttl ms.
+// KEYS: for each lease its lock, fence and owner index. ARGV: ttl ms, then
+// for each lease its owner, key and token.
+// Returns for each lease 1 if it was renewed, else 0.
+//
+// Each owner index is written once for the batch, with all the members
+// renewed in it: its sweep of expired members, the clock and its expiry
+// are then read once, not once a lease (the leases of a batch are mostly
+// one owner's).
 var renewLeaseScript = redis.NewScript(prelude + leaseCheck + `
-if not held() then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-index(KEYS[3], ARGV[2], ARGV[4])
-return 1
+local ttl = ARGV[1]
+local out, members, indexes = {}, {}, {}
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = 1 + 3 * i, 2 + 3 * i
+  local lockk, fence, idx = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  out[i + 1] = 0
+  if held(lockk, fence, ARGV[a], ARGV[a + 2]) then
+    redis.call('PEXPIRE', lockk, ttl)
+    redis.call('PEXPIRE', fence, ttl)
+    if not members[idx] then
+      members[idx] = {}
+      indexes[#indexes + 1] = idx
+    end
+    table.insert(members[idx], ARGV[a + 1])
+    out[i + 1] = 1
+  end
+end
+for _, idx in ipairs(indexes) do index_all(idx, members[idx], ttl) end
+return out
 `)
 
 // KEYS: for each lease its lock, fence, owner index and state. ARGV: for
@@ -291,7 +313,7 @@ return 1
 // the state holds a run with a higher token. Each lease's record is read
 // before any of its writes, so that a failing read (a key of the wrong
 // type) fails the call before it changed that lease.
-var releaseLeaseScript = redis.NewScript(prelude + `
+var releaseLeaseScript = redis.NewScript(prelude + leaseCheck + `
 local now -- read at the first run recorded: a release alone needs no clock
 local function release(lockk, fence, idx, state, owner, key, token, result, tick, dur, err)
   local record = result ~= ''
@@ -304,7 +326,7 @@ local function release(lockk, fence, idx, state, owner, key, token, result, tick
     end
   end
   local released = 0
-  if redis.call('GET', lockk) == owner and redis.call('GET', fence) == token then
+  if held(lockk, fence, owner, token) then
     redis.call('DEL', lockk, fence)
     redis.call('ZREM', idx, key)
     released = 1
