@@ -148,3 +148,90 @@ func TestClaimsInBatches(t *testing.T) {
 		})
 	}
 }
+
+// renewSpy is a lock store that renews in batches, recording the size of
+// each batch and counting lone renewals. Each batch takes a round trip's
+// time, as with a store across a network, during which the next gathers.
+type renewSpy struct {
+	lock.Store
+	mu    sync.Mutex
+	sizes []int
+	alone atomic.Int64
+}
+
+func (r *renewSpy) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) (bool, error) {
+	r.alone.Add(1)
+	return r.Store.RenewLease(ctx, l, ttl)
+}
+
+func (r *renewSpy) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, len(leases))
+	r.mu.Unlock()
+	time.Sleep(2 * time.Millisecond)
+	return lock.RenewBatch(ctx, r.Store, leases, ttl)
+}
+
+// TestRenewalsInBatches: the runs of a burst renew their leases together,
+// in a few calls to the store, none alone, and every lease is renewed.
+func TestRenewalsInBatches(t *testing.T) {
+	const n = 700
+	b := setup(t)
+	spy := &renewSpy{Store: b.store}
+	b.store = spy
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	ts := make([]scheduler.Task, n)
+	for i := range ts {
+		ts[i] = scheduler.Task{Name: fmt.Sprintf("task-%d", i), Schedule: every(t, "* * * * *"), StartingDeadline: 10 * time.Second,
+			Func: func(ctx context.Context, _ tasks.Run) error {
+				select {
+				case <-hold:
+				case <-ctx.Done():
+				}
+				return nil
+			}}
+	}
+	b.clock.Advance(30 * time.Second)
+	cc := &claimCounter{claimed: make(map[string]int)}
+	var renewed, lost atomic.Int64
+	b.start(t, ts, scheduler.WithLease(30*time.Second, 10*time.Second), scheduler.WithObserver(func(ev scheduler.Event) {
+		cc.observe(ev)
+		switch ev.Kind {
+		case scheduler.Renewed:
+			renewed.Add(1)
+		case scheduler.Lost:
+			lost.Add(1)
+		}
+	}))
+	b.clock.Advance(30 * time.Second) // every tick due at once
+	cc.wait(t, n)
+	b.clock.Advance(10 * time.Second) // every run's renewal due at once
+	deadline := time.Now().Add(hang)
+	for renewed.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := renewed.Load(); got != n {
+		t.Fatalf("%d leases renewed; want %d", got, n)
+	}
+	spy.mu.Lock()
+	sizes := slices.Clone(spy.sizes)
+	spy.mu.Unlock()
+	sum := 0
+	for _, size := range sizes {
+		sum += size
+		if size > 500 {
+			t.Errorf("a batch of %d renewals; want at most 500", size)
+		}
+	}
+	if sum < n || len(sizes) > 20 {
+		t.Errorf("%d renewals in %d batches %v; want %d in a few", sum, len(sizes), sizes, n)
+	}
+	if got := spy.alone.Load(); got != 0 {
+		t.Errorf("%d lone renewals; want none", got)
+	}
+	t.Logf("renewal batches: %v", sizes)
+	if got := lost.Load(); got != 0 {
+		t.Errorf("%d leases lost", got)
+	}
+}

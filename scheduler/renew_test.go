@@ -31,14 +31,36 @@ func (d *deaf) RenewLease(ctx context.Context, l lock.Lease, ttl time.Duration) 
 	return d.Store.RenewLease(ctx, l, ttl)
 }
 
-// TestLeaseLostWhenRenewalHangs: a renewal that never returns does not keep
-// the run going; the run is cancelled with lock.ErrLost when the lease's
-// validity runs out. Real clock: the renewal's deadline is a context's.
+// deafBatch is deaf for the renewals of a store that renews in batches.
+type deafBatch struct{ *deaf }
+
+func (d deafBatch) RenewBatch(ctx context.Context, leases []lock.Lease, ttl time.Duration) ([]bool, error) {
+	if d.deaf.deaf.Load() {
+		<-d.gone
+		return nil, errDown
+	}
+	return lock.RenewBatch(ctx, d.Store, leases, ttl)
+}
+
+// TestLeaseLostWhenRenewalHangs: a renewal that never returns, alone or in
+// a batch, does not keep the run going; the run is cancelled with
+// lock.ErrLost when the lease's validity runs out. Real clock: the
+// renewal's deadline is a context's.
 func TestLeaseLostWhenRenewalHangs(t *testing.T) {
+	for name, batched := range map[string]bool{"alone": false, "in a batch": true} {
+		t.Run(name, func(t *testing.T) { testLeaseLostWhenRenewalHangs(t, batched) })
+	}
+}
+
+func testLeaseLostWhenRenewalHangs(t *testing.T, batched bool) {
 	d := &deaf{Store: memlock.New(), gone: make(chan struct{})}
 	t.Cleanup(func() { close(d.gone) })
+	var store lock.Store = d
+	if batched {
+		store = deafBatch{d}
+	}
 	causes := make(chan error, 1)
-	s, err := scheduler.New(d, []scheduler.Task{{Name: "p", Schedule: every(t, "@every 1s"), Func: func(ctx context.Context, run tasks.Run) error {
+	s, err := scheduler.New(store, []scheduler.Task{{Name: "p", Schedule: every(t, "@every 1s"), Func: func(ctx context.Context, run tasks.Run) error {
 		d.deaf.Store(true)
 		<-ctx.Done()
 		select {

@@ -588,13 +588,23 @@ func (s *Scheduler) keepLease(lease lock.Lease, held *runLease, stop <-chan stru
 	}
 }
 
-// renewLease asks the store to renew the lease, but returns when ctx is done
+// renewLease asks the store to renew the lease, in a batch with the other
+// renewals of the moment when the store can, but returns when ctx is done
 // even if the store has not answered: a client that ignores deadlines (as
 // go-redis does unless told otherwise) or a connection into a network
 // partition must not keep a run going past its lease's validity. The
 // abandoned call ends on its own; should it still reach the store, it can
 // only keep the lock, not the cancelled run, a while longer.
 func (s *Scheduler) renewLease(ctx context.Context, lease lock.Lease) (bool, error) {
+	if s.renewals != nil {
+		c := s.renewals.add(ctx, lease)
+		select {
+		case <-c.done:
+			return c.out, c.err
+		case <-ctx.Done():
+			return false, s.renewals.late(ctx)
+		}
+	}
 	type result struct {
 		ok  bool
 		err error

@@ -136,13 +136,14 @@ type Scheduler struct {
 	renew    time.Duration
 	maxSkew  time.Duration
 	observe  func(Event)
-	backoff  [2]time.Duration   // claim retry backoff: first, most
-	maxRuns  int                // WithMaxConcurrentRuns
-	slots    chan struct{}      // one per claim or run in flight, when maxRuns > 0
-	batcher  lock.BatchClaimer  // the store's, when it claims in batches
-	claimers chan struct{}      // one per batch being claimed: bounds the calls in flight
-	releaser lock.BatchReleaser // the store's, when it releases in batches
-	rel      releases
+	backoff  [2]time.Duration  // claim retry backoff: first, most
+	maxRuns  int               // WithMaxConcurrentRuns
+	slots    chan struct{}     // one per claim or run in flight, when maxRuns > 0
+	batcher  lock.BatchClaimer // the store's, when it claims in batches
+	claimers chan struct{}     // one per batch being claimed: bounds the calls in flight
+	// releases and renewals batch the store's calls, when it can.
+	releases *group[lock.LeaseEnd, bool]
+	renewals *group[lock.Lease, bool]
 	jitterMu sync.Mutex
 	rand     *rand.Rand
 
@@ -262,7 +263,14 @@ func New(store lock.Store, ts []Task, opts ...Option) (*Scheduler, error) {
 		claimers: make(chan struct{}, 4),
 	}
 	s.batcher, _ = store.(lock.BatchClaimer)
-	s.releaser, _ = store.(lock.BatchReleaser)
+	if r, ok := store.(lock.BatchReleaser); ok {
+		s.releases = newGroup("release", r.ReleaseBatch)
+	}
+	if r, ok := store.(lock.BatchRenewer); ok {
+		s.renewals = newGroup("lease renewal", func(ctx context.Context, leases []lock.Lease) ([]bool, error) {
+			return r.RenewBatch(ctx, leases, s.ttl)
+		})
+	}
 	for _, o := range opts {
 		o(s)
 	}
