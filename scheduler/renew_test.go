@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -87,5 +88,32 @@ func testLeaseLostWhenRenewalHangs(t *testing.T, batched bool) {
 		}
 	case <-time.After(hang):
 		t.Fatal("run never cancelled: a renewal that does not return kept it going past its lease")
+	}
+}
+
+// TestRunReturningAfterItsLeaseIsLost: a run that returns after its lease's
+// validity ran out, before the renewer noticed (the process was paused, and
+// on waking the task's command had been killed by its supervisor), is Lost,
+// not Succeeded or Failed: another replica may have run the task meanwhile.
+func TestRunReturningAfterItsLeaseIsLost(t *testing.T) {
+	for _, taskErr := range []error{nil, errors.New("signal: killed")} {
+		t.Run(fmt.Sprint(taskErr), func(t *testing.T) {
+			b := setup(t)
+			b.start(t, []scheduler.Task{{Name: "p", Schedule: every(t, "@every 1m"), Func: func(ctx context.Context, run tasks.Run) error {
+				b.clock.Advance(10 * time.Second) // past the 3 s ttl, in one step
+				return taskErr
+			}}})
+			b.clock.Advance(time.Minute)
+			for {
+				ev := b.next(t)
+				if ev.RunResult() == "" {
+					continue // not a run's end
+				}
+				if ev.Kind != scheduler.Lost || !errors.Is(ev.Err, lock.ErrLost) {
+					t.Fatalf("the run ended %v (%v); want lost, with lock.ErrLost", ev.Kind, ev.Err)
+				}
+				return
+			}
+		})
 	}
 }

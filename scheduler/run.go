@@ -469,11 +469,17 @@ func (s *Scheduler) execute(t *job, tick time.Time, lease lock.Lease, validFrom 
 		InstanceID: s.id, FencingToken: lease.Token,
 		Logger: s.log.With("task", t.Name, "tick", tick.UTC(), "token", lease.Token),
 	})
-	elapsed := s.clock.Now().Sub(start)
+	returned := s.clock.Now()
+	elapsed := returned.Sub(start)
 	// Judge the run by its context as it returned, before the renewer
 	// stops: a renewal failing just after the task returned does not make a
-	// finished run a lost one.
+	// finished run a lost one. A run that returned after its lease's
+	// validity is lost all the same, though the renewer had no time to say
+	// so (the process was paused, and the task woke first).
 	cause := context.Cause(ctx)
+	if !errors.Is(cause, lock.ErrLost) && !returned.Before(held.validUntil()) {
+		cause = fmt.Errorf("%w: the run returned after its lease's validity ran out (was the process paused or starved?); no renewal succeeded in time (lock ttl %v)", lock.ErrLost, s.ttl)
+	}
 	close(stopRenew)
 	<-renewDone
 
