@@ -167,15 +167,7 @@ func (b *Backend) releases(ctx context.Context, ends []lock.LeaseEnd, runs []*lo
 		}
 		return rows.Err()
 	})
-	if tx {
-		batch.Queue(`COMMIT`).Exec(committed)
-	}
-	c, err := b.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.release()
-	if err := send(ctx, c, batch); err != nil {
+	if err := b.roundTrip(ctx, batch, tx); err != nil {
 		return nil, err
 	}
 	answers := make([]bool, len(ends))
@@ -202,4 +194,18 @@ func (r *runColumns) add(task string, rec *lock.RunRecord) {
 	r.results = append(r.results, rec.Result)
 	r.millis = append(r.millis, rec.Duration.Milliseconds())
 	r.errs = append(r.errs, []byte(rec.Error))
+}
+
+// roundTrip sends batch, which begins a transaction when tx (and is then
+// committed here), on a connection of the pool: one round trip.
+func (b *Backend) roundTrip(ctx context.Context, batch *pgx.Batch, tx bool) error {
+	if tx {
+		batch.Queue(`COMMIT`).Exec(committed)
+	}
+	c, err := b.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release()
+	return send(ctx, c, batch)
 }

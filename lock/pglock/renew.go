@@ -102,15 +102,7 @@ func (b *Backend) renewals(ctx context.Context, leases []lock.Lease, ttl time.Du
 		}
 		return rows.Err()
 	})
-	if tx {
-		batch.Queue(`COMMIT`).Exec(committed)
-	}
-	c, err := b.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.release()
-	if err := send(ctx, c, batch); err != nil {
+	if err := b.roundTrip(ctx, batch, tx); err != nil {
 		return nil, err
 	}
 	answers := make([]bool, len(leases))
