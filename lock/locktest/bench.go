@@ -125,17 +125,7 @@ func BenchmarkRenewBatch(b *testing.B, s lock.Store, n int) {
 	for i := range reqs {
 		reqs[i] = lock.ClaimRequest{Task: fmt.Sprintf("bench-%d", i), Tick: tick, Owner: "bench", TTL: time.Minute}
 	}
-	res, err := lock.ClaimBatch(ctx, s, reqs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	leases := make([]lock.Lease, n)
-	for i, r := range res {
-		if r.Outcome != lock.Claimed {
-			b.Fatalf("claim %d: %v", i, r.Outcome)
-		}
-		leases[i] = r.Lease
-	}
+	leases := ClaimAll(b, s, reqs)
 	b.ReportAllocs()
 	for b.Loop() {
 		renewed, err := br.RenewBatch(ctx, leases, time.Minute)
@@ -144,4 +134,22 @@ func BenchmarkRenewBatch(b *testing.B, s lock.Store, n int) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/renewal")
+}
+
+// ClaimAll claims reqs in one batch (lock.ClaimBatch) and returns their
+// leases, failing tb unless every one of them is Claimed.
+func ClaimAll(tb testing.TB, s lock.Claimer, reqs []lock.ClaimRequest) []lock.Lease {
+	tb.Helper()
+	res, err := lock.ClaimBatch(context.Background(), s, reqs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	leases := make([]lock.Lease, len(res))
+	for i, r := range res {
+		if r.Outcome != lock.Claimed {
+			tb.Fatalf("claim %d (%q): %v", i, reqs[i].Task, r.Outcome)
+		}
+		leases[i] = r.Lease
+	}
+	return leases
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/beatlock/beat/internal/pgtest"
 	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/lock/locktest"
+	"github.com/beatlock/beat/lock/pglock"
 )
 
 // BenchmarkClaimRelease claims successive ticks of one task and releases
@@ -29,15 +30,8 @@ func BenchmarkClaimBatch(b *testing.B) {
 	const tasks = 500
 	for _, mode := range []string{"ClaimBatch", "Claim"} {
 		b.Run(fmt.Sprintf("%s-%d", mode, tasks), func(b *testing.B) {
-			s := newBackend(b, pgtest.Pool(b))
-			epoch, _, err := s.Epoch(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs := make([]lock.ClaimRequest, tasks)
-			for i := range reqs {
-				reqs[i] = lock.ClaimRequest{Task: fmt.Sprint("bench-", i), Owner: "bench", TTL: time.Minute, Policy: lock.Policy(i % 3)}
-			}
+			s, epoch, reqs := benchTasks(b, tasks)
+			var err error
 			round := func(n int) {
 				for i := range reqs {
 					reqs[i].Tick = epoch.Add(time.Duration(n) * time.Millisecond)
@@ -85,33 +79,21 @@ func BenchmarkReleaseBatch(b *testing.B) {
 	const tasks = 500
 	for _, mode := range []string{"ReleaseBatch", "ReleaseLease"} {
 		b.Run(fmt.Sprintf("%s-%d", mode, tasks), func(b *testing.B) {
-			s := newBackend(b, pgtest.Pool(b))
-			epoch, _, err := s.Epoch(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs := make([]lock.ClaimRequest, tasks)
-			for i := range reqs {
-				reqs[i] = lock.ClaimRequest{Task: fmt.Sprint("bench-", i), Owner: "bench", TTL: time.Minute, Policy: lock.Policy(i % 3)}
-			}
+			s, epoch, reqs := benchTasks(b, tasks)
 			ends := make([]lock.LeaseEnd, tasks)
 			round := func(n int) {
 				b.StopTimer()
 				for i := range reqs {
 					reqs[i].Tick = epoch.Add(time.Duration(n) * time.Millisecond)
 				}
-				res, err := s.ClaimBatch(ctx, reqs)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for i, r := range res {
-					if r.Outcome != lock.Claimed {
-						b.Fatalf("claim %d: %v", i, r.Outcome)
-					}
-					ends[i] = lock.LeaseEnd{Lease: r.Lease, Run: &lock.RunRecord{Tick: reqs[i].Tick, Result: lock.RunSucceeded, Duration: time.Second}}
+				for i, l := range locktest.ClaimAll(b, s, reqs) {
+					ends[i] = lock.LeaseEnd{Lease: l, Run: &lock.RunRecord{Tick: reqs[i].Tick, Result: lock.RunSucceeded, Duration: time.Second}}
 				}
 				b.StartTimer()
-				var released []bool
+				var (
+					released []bool
+					err      error
+				)
 				if mode == "ReleaseBatch" {
 					if released, err = s.ReleaseBatch(ctx, ends); err != nil {
 						b.Fatal(err)
@@ -148,28 +130,16 @@ func BenchmarkRenewBatch(b *testing.B) {
 	const tasks = 500
 	for _, mode := range []string{"RenewBatch", "RenewLease"} {
 		b.Run(fmt.Sprintf("%s-%d", mode, tasks), func(b *testing.B) {
-			s := newBackend(b, pgtest.Pool(b))
-			epoch, _, err := s.Epoch(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			reqs := make([]lock.ClaimRequest, tasks)
+			s, epoch, reqs := benchTasks(b, tasks)
 			for i := range reqs {
-				reqs[i] = lock.ClaimRequest{Task: fmt.Sprint("bench-", i), Tick: epoch, Owner: "bench", TTL: time.Minute, Policy: lock.Policy(i % 3)}
+				reqs[i].Tick = epoch
 			}
-			res, err := s.ClaimBatch(ctx, reqs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			leases := make([]lock.Lease, tasks)
-			for i, r := range res {
-				if r.Outcome != lock.Claimed {
-					b.Fatalf("claim %d: %v", i, r.Outcome)
-				}
-				leases[i] = r.Lease
-			}
+			leases := locktest.ClaimAll(b, s, reqs)
 			round := func() {
-				var renewed []bool
+				var (
+					renewed []bool
+					err     error
+				)
 				if mode == "RenewBatch" {
 					if renewed, err = s.RenewBatch(ctx, leases, time.Minute); err != nil {
 						b.Fatal(err)
@@ -197,4 +167,19 @@ func BenchmarkRenewBatch(b *testing.B) {
 			b.ReportMetric(float64(tasks*b.N)/b.Elapsed().Seconds(), "renewals/s")
 		})
 	}
+}
+
+// benchTasks returns a store, its epoch, and requests for the next tick of
+// n tasks, a third under each policy, without their Tick.
+func benchTasks(b *testing.B, n int) (*pglock.Backend, time.Time, []lock.ClaimRequest) {
+	s := newBackend(b, pgtest.Pool(b))
+	epoch, _, err := s.Epoch(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]lock.ClaimRequest, n)
+	for i := range reqs {
+		reqs[i] = lock.ClaimRequest{Task: fmt.Sprint("bench-", i), Owner: "bench", TTL: time.Minute, Policy: lock.Policy(i % 3)}
+	}
+	return s, epoch, reqs
 }

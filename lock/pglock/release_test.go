@@ -9,6 +9,7 @@ import (
 
 	"github.com/beatlock/beat/internal/pgtest"
 	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/locktest"
 )
 
 // TestNoDeadlock: the calls that hold several lock rows at once (batches
@@ -125,18 +126,7 @@ func TestReleaseRoundTrips(t *testing.T) {
 				Owner: "a", TTL: time.Minute, Policy: lock.Allow}
 		}
 		tick++
-		res, err := b.ClaimBatch(ctx, reqs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leases := make([]lock.Lease, n)
-		for i, r := range res {
-			if r.Outcome != lock.Claimed {
-				t.Fatalf("claim %d: %v", i, r.Outcome)
-			}
-			leases[i] = r.Lease
-		}
-		return leases
+		return locktest.ClaimAll(t, b, reqs)
 	}
 	run := &lock.RunRecord{Result: lock.RunSucceeded}
 	for _, c := range []struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/beatlock/beat/internal/pgtest"
 	"github.com/beatlock/beat/lock"
+	"github.com/beatlock/beat/lock/locktest"
 )
 
 // TestRenewRoundTrips: RenewLease and a batch of renewals of any size are
@@ -26,17 +27,7 @@ func TestRenewRoundTrips(t *testing.T) {
 	for i := range reqs {
 		reqs[i] = lock.ClaimRequest{Task: fmt.Sprint("t", i), Tick: epoch, Owner: "a", TTL: time.Minute, Policy: lock.Policy(i % 3)}
 	}
-	res, err := b.ClaimBatch(ctx, reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases := make([]lock.Lease, len(res))
-	for i, r := range res {
-		if r.Outcome != lock.Claimed {
-			t.Fatalf("claim %d: %v", i, r.Outcome)
-		}
-		leases[i] = r.Lease
-	}
+	leases := locktest.ClaimAll(t, b, reqs)
 	for _, c := range []struct {
 		name  string
 		renew func() ([]bool, error)
