@@ -247,12 +247,19 @@ func TestForbidAcrossReplicas(t *testing.T) {
 }
 
 // TestWorkSpreadsAcrossReplicas: three replicas whose clocks are 100 ms
-// apart share six @every 1s tasks whose runs take 300 ms: every replica
+// apart share twelve @every 1s tasks whose runs take 300 ms: every replica
 // gets a fair part of the runs, not the one whose clock runs first all of
-// them (as it did when each claimed by its own clock), and not the one that
-// won the first races either: it learns of its peers from the store
-// (Contested) at its next claim. Runs are counted from the third second,
-// once every replica has met its peers.
+// them (as it did when each claimed by its own clock: 97 % and 0 %), and not
+// the one that won the first races either: it learns of its peers from the
+// store (Contested) at its next claim. Runs are counted from the third
+// second, once every replica has met its peers.
+//
+// The bounds are wide on purpose: about 108 runs is a small sample, and under
+// CI's load (packages tested in parallel with -race on 2 cores) a fair
+// replica's part wanders; with six tasks and 18-48 % one CI run saw 26 of 54
+// (48.1 %). 15-55 % is four standard deviations of a fair share, and still
+// fails the defect this test guards against. The 20-45 % is measured
+// over 180 CPU-heavy runs by bench/run.sh (docs/PERFORMANCE.md, "spread").
 func TestWorkSpreadsAcrossReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 12 s of real time; skipped in -short")
@@ -277,7 +284,7 @@ func TestWorkSpreadsAcrossReplicas(t *testing.T) {
 				return nil
 			}
 			var ts []scheduler.Task
-			for i := range 6 {
+			for i := range 12 {
 				ts = append(ts, scheduler.Task{Name: fmt.Sprintf("work-%d", i), Schedule: every(t, "@every 1s"), Func: work})
 			}
 			offsets := []time.Duration{100 * time.Millisecond, 0, -100 * time.Millisecond}
@@ -290,13 +297,13 @@ func TestWorkSpreadsAcrossReplicas(t *testing.T) {
 			for _, n := range byReplica {
 				total += n
 			}
-			if total < 40 {
-				t.Fatalf("%d runs in the last 9 s; want about 54", total)
+			if total < 80 {
+				t.Fatalf("%d runs in the last 9 s; want about 108", total)
 			}
 			for i, off := range offsets {
 				id := fmt.Sprintf("replica-%d(%+v)", i, off)
-				if share := float64(byReplica[id]) / float64(total); share < 0.18 || share > 0.48 {
-					t.Errorf("%s ran %d of %d runs (%.0f%%); want a fair part (18-48%%): %v", id, byReplica[id], total, 100*share, byReplica)
+				if share := float64(byReplica[id]) / float64(total); share < 0.15 || share > 0.55 {
+					t.Errorf("%s ran %d of %d runs (%.0f%%); want a fair part (15-55%%): %v", id, byReplica[id], total, 100*share, byReplica)
 				}
 			}
 			t.Logf("runs by replica: %v", byReplica)
