@@ -78,3 +78,44 @@ tasks:`, pgtest.URL(), table)+recordingTask("tick", "@every 1s", "Forbid", runs,
 		}
 	}
 }
+
+// TestOldTables: on tables an older beat made (a column missing), `run` and
+// `status` refuse to start, saying to run beat migrate, rather than run a
+// replica whose every claim fails; after `beat migrate` both work.
+func TestOldTables(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t) // skips (or fails, if required) without PostgreSQL
+	table := pgtest.Table(t)
+	path := writeConfig(t, fmt.Sprintf(`
+lock:
+  backend: postgres
+  postgres: {url: %q, table: %q}
+tasks:
+  - {name: t, schedule: "@every 1h", task: log, args: {message: hi}}
+`, pgtest.URL(), table))
+	noEnv := cli.WithLookupEnv(func(string) (string, bool) { return "", false })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	main := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := cli.Main(ctx, append(args, "--config", path), cli.WithOutput(&out, &errOut), noEnv, cli.WithSignals(make(chan os.Signal)))
+		return code, out.String() + errOut.String()
+	}
+	if code, out := main("migrate"); code != 0 {
+		t.Fatalf("beat migrate: exit %d: %s", code, out)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE `+table+`_tasks DROP COLUMN rival`); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"run", "status"} {
+		if code, out := main(cmd); code != cli.ExitFailure || !strings.Contains(out, "lack columns") || !strings.Contains(out, "run `beat migrate`") {
+			t.Errorf("%s on old tables: exit %d:\n%s\nwant exit %d saying the tables lack columns and to run beat migrate", cmd, code, out, cli.ExitFailure)
+		}
+	}
+	if code, out := main("migrate"); code != 0 {
+		t.Fatalf("beat migrate: exit %d: %s", code, out)
+	}
+	if code, out := main("status"); code != 0 {
+		t.Errorf("status after migrate: exit %d: %s", code, out)
+	}
+}

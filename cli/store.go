@@ -11,7 +11,8 @@ import (
 )
 
 // openStore opens the configured lock store and checks it once: a store
-// that refuses beat's credentials or TLS is an error (lockstore.ErrConfig);
+// that refuses beat's credentials or TLS, or whose tables `beat migrate`
+// has yet to create or bring up to date, is an error (lockstore.ErrConfig);
 // one that does not answer yet is not, since every claim retries.
 func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*lockstore.Store, error) {
 	if cfg.Lock.Backend == "redis" {

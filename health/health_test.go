@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/beatlock/beat/clock/clocktest"
 	"github.com/beatlock/beat/health"
+	"github.com/beatlock/beat/lock"
 	"github.com/beatlock/beat/lock/memlock"
 )
 
@@ -94,6 +96,26 @@ func TestReadyLogsChanges(t *testing.T) {
 	}
 	if n := strings.Count(got, "ready: the lock store answers"); n != 1 {
 		t.Errorf("logged 'ready' %d times; want 1:\n%s", n, got)
+	}
+}
+
+// refused is a store that answers and refuses beat as configured (tables
+// an older beat made, a wrong password).
+type refused struct{}
+
+func (refused) Epoch(context.Context) (time.Time, time.Time, error) {
+	return time.Time{}, time.Time{}, fmt.Errorf("%w: beat's tables lack columns this version of beat uses: run `beat migrate`", lock.ErrRefused)
+}
+
+// TestReadyWhenRefused: a store that refuses beat makes the replica unready
+// with the setting to fix, not saying that the store does not answer.
+func TestReadyWhenRefused(t *testing.T) {
+	k := health.New(refused{}, lag(0), time.Second, health.WithLogger(slog.New(slog.DiscardHandler)))
+	k.Check(context.Background())
+	ok, lines := k.Ready()
+	text := strings.Join(lines, "\n")
+	if ok || !strings.Contains(text, "run `beat migrate`") || strings.Contains(text, "does not answer") {
+		t.Errorf("Ready() = %v\n%s\nwant not ready, naming the fix, not saying the store does not answer", ok, text)
 	}
 }
 

@@ -101,7 +101,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Check asks the store once, as every claim will. It returns nil when the
 // store answers; an error wrapping ErrConfig when it refuses beat's
-// credentials, permissions or TLS; another error when it does not answer
+// credentials, permissions or TLS, or lacks the tables or columns that
+// `beat migrate` creates; another error when it does not answer
 // (down, unreachable), which is no reason not to start. log hears what is
 // worth knowing but not an error.
 func Check(ctx context.Context, s *Store, l config.Lock, log *slog.Logger) error {
@@ -162,8 +163,10 @@ func refusal(err error, l config.Lock) string {
 			return "the database named in lock.postgres.url does not exist"
 		case "42501": // insufficient_privilege
 			return "the database user may not use beat's tables: grant it SELECT, INSERT, UPDATE, DELETE on them (and run `beat migrate` as a user that may create them)"
-		case "42P01", "42703": // undefined_table, undefined_column
+		case "42P01": // undefined_table
 			return "beat's tables are missing, or lock.postgres.table names tables that are not beat's: run `beat migrate`, or choose another lock.postgres.table"
+		case "42703": // undefined_column
+			return "beat's tables lack columns this version of beat uses (an older beat made them, or lock.postgres.table names tables that are not beat's): run `beat migrate`, or choose another lock.postgres.table"
 		}
 	}
 	msg := err.Error()

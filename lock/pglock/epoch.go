@@ -223,6 +223,12 @@ func (b *Backend) Epoch(ctx context.Context) (time.Time, time.Time, error) {
 	if b.err != nil {
 		return time.Time{}, time.Time{}, b.err
 	}
+	// Tables that claims would find too old fail here too, so that a
+	// replica upgraded before `beat migrate` ran is not ready, and does not
+	// start.
+	if _, err := b.pool.Exec(ctx, b.shapeProbe()); err != nil {
+		return time.Time{}, time.Time{}, b.fail("epoch", b.name, err)
+	}
 	st, err := b.epochNow(ctx)
 	if err != nil {
 		return time.Time{}, time.Time{}, b.fail("epoch", b.name, err)

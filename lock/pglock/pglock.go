@@ -118,15 +118,17 @@ func New(pool *pgxpool.Pool, opts ...Option) *Backend {
 func (b *Backend) Err() error { return b.err }
 
 // fail wraps err, from the operation op on subject: a missing table becomes
-// ErrNoSchema.
+// ErrNoSchema, a missing column ErrOldSchema.
 func (b *Backend) fail(op, subject string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
+		// The PostgreSQL error stays in the chain, for a caller that
+		// judges errors by their SQLSTATE.
 		case "42P01": // undefined_table
-			return fmt.Errorf("pglock: %s %q: %w (%s)", op, subject, ErrNoSchema, pgErr.Message)
+			return fmt.Errorf("pglock: %s %q: %w (%w)", op, subject, ErrNoSchema, err)
 		case "42703": // undefined_column
-			return fmt.Errorf("pglock: %s %q: %w (%s)", op, subject, ErrOldSchema, pgErr.Message)
+			return fmt.Errorf("pglock: %s %q: %w (%w)", op, subject, ErrOldSchema, err)
 		case "42501": // insufficient_privilege: perhaps a function the identity reads
 			b.ident.reset()
 		}

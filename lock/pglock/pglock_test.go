@@ -157,32 +157,44 @@ func TestNoSchema(t *testing.T) {
 }
 
 // TestOldSchema: tables made by an earlier beat, without a column this one
-// uses, fail claims with ErrOldSchema, saying to run beat migrate, and
-// Migrate brings them up to date.
+// uses, fail Epoch (which readiness and the start ask) and claims with
+// ErrOldSchema, saying to run beat migrate, and Migrate brings them up to
+// date.
 func TestOldSchema(t *testing.T) {
 	pool := pgtest.Pool(t)
-	name := pgtest.Table(t)
-	b := pglock.New(pool, pglock.WithTable(name))
-	if err := b.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `ALTER TABLE `+name+`_tasks DROP COLUMN rival`); err != nil {
-		t.Fatal(err)
-	}
-	epoch, _, err := b.Epoch(ctx) // the meta table is unchanged
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := lock.ClaimRequest{Task: "t", Tick: epoch, Owner: "a", TTL: time.Second}
-	_, err = b.Claim(ctx, req)
-	if !errors.Is(err, pglock.ErrOldSchema) || !strings.Contains(err.Error(), "beat migrate") {
-		t.Fatalf("Claim on old tables = %v; want ErrOldSchema, saying to run beat migrate", err)
-	}
-	if err := b.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := b.Claim(ctx, req); err != nil || res.Outcome != lock.Claimed {
-		t.Fatalf("Claim after Migrate = %+v, %v; want Claimed", res, err)
+	for _, tt := range []struct{ table, column string }{
+		{"_tasks", "rival"},
+		{"_meta", "table_node"},
+	} {
+		t.Run(tt.column, func(t *testing.T) {
+			name := pgtest.Table(t)
+			b := pglock.New(pool, pglock.WithTable(name))
+			if err := b.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `ALTER TABLE `+name+tt.table+` DROP COLUMN `+tt.column); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := b.Epoch(ctx)
+			if !errors.Is(err, pglock.ErrOldSchema) || !strings.Contains(err.Error(), "beat migrate") || !strings.Contains(err.Error(), `"`+tt.column+`"`) {
+				t.Fatalf("Epoch on old tables = %v; want ErrOldSchema, saying to run beat migrate and naming the column", err)
+			}
+			req := lock.ClaimRequest{Task: "t", Tick: time.Now(), Owner: "a", TTL: time.Second}
+			if _, err := b.Claim(ctx, req); !errors.Is(err, pglock.ErrOldSchema) || !strings.Contains(err.Error(), "beat migrate") {
+				t.Fatalf("Claim on old tables = %v; want ErrOldSchema, saying to run beat migrate", err)
+			}
+			if err := b.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			epoch, _, err := b.Epoch(ctx)
+			if err != nil {
+				t.Fatalf("Epoch after Migrate: %v", err)
+			}
+			req.Tick = epoch.Add(time.Millisecond)
+			if res, err := b.Claim(ctx, req); err != nil || res.Outcome != lock.Claimed {
+				t.Fatalf("Claim after Migrate = %+v, %v; want Claimed", res, err)
+			}
+		})
 	}
 }
 

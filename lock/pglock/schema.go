@@ -26,7 +26,7 @@ import (
 //	                  history when it began (see claim.go); guard_until,
 //	                  when Forbid claims are Busy after a loss.
 func (b *Backend) schema() []string {
-	return []string{
+	return append([]string{
 		`CREATE TABLE IF NOT EXISTS ` + b.locks + ` (
 			key     bytea PRIMARY KEY,
 			owner   bytea NOT NULL,
@@ -61,10 +61,43 @@ func (b *Backend) schema() []string {
 			table_node  oid NOT NULL DEFAULT 0,
 			guard_until timestamptz
 		)`,
-		// Added after the table's first form.
-		`ALTER TABLE ` + b.meta + ` ADD COLUMN IF NOT EXISTS table_node oid NOT NULL DEFAULT 0`,
-		`ALTER TABLE ` + b.tasks + ` ADD COLUMN IF NOT EXISTS rival timestamptz`,
+	}, b.addColumns()...)
+}
+
+// column is a column added to a table after the table's first form.
+type column struct{ table, name, def string }
+
+// added lists the columns added after the tables' first form (they are in
+// the CREATE TABLEs too). Migrate adds them to older tables, and Epoch
+// checks that they are there.
+func (b *Backend) added() []column {
+	return []column{
+		{b.meta, "table_node", "oid NOT NULL DEFAULT 0"},
+		{b.tasks, "rival", "timestamptz"},
 	}
+}
+
+func (b *Backend) addColumns() []string {
+	var stmts []string
+	for _, c := range b.added() {
+		stmts = append(stmts, `ALTER TABLE `+c.table+` ADD COLUMN IF NOT EXISTS `+c.name+` `+c.def)
+	}
+	return stmts
+}
+
+// shapeProbe names every added column without reading a row: it fails with
+// SQLSTATE 42703 (ErrOldSchema) on tables that lack one, and 42P01
+// (ErrNoSchema) where a table is missing.
+func (b *Backend) shapeProbe() string {
+	q := `SELECT 1`
+	for i, c := range b.added() {
+		sep := ` FROM `
+		if i > 0 {
+			sep = `, `
+		}
+		q += sep + fmt.Sprintf(`(SELECT %s FROM %s LIMIT 0) c%d`, c.name, c.table, i)
+	}
+	return q
 }
 
 // Migrate creates the tables and indexes if they do not exist. It is
