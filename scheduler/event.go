@@ -142,9 +142,12 @@ func (s *Scheduler) emit(ev Event) {
 	level := slog.LevelDebug
 	msg := "tick " + ev.Kind.String()
 	switch ev.Kind {
-	case Claimed:
-		level, msg = slog.LevelInfo, "run started"
-		attrs = append(attrs, "late", ev.Delay)
+	case Claimed, AlreadyClaimed:
+		s.busyTasks.Delete(ev.Task)
+		if ev.Kind == Claimed {
+			level, msg = slog.LevelInfo, "run started"
+			attrs = append(attrs, "late", ev.Delay)
+		}
 	case Succeeded:
 		level, msg = slog.LevelInfo, "run succeeded"
 		attrs = append(attrs, "duration", ev.Duration)
@@ -159,6 +162,13 @@ func (s *Scheduler) emit(ev Event) {
 		if ev.Reason != "" {
 			msg = "tick skipped: a run from before the lock store lost its records may still be going (concurrency_policy Forbid)"
 			attrs = append(attrs, "reason", ev.Reason)
+		}
+		// Every tick is counted; a run that outlasts many ticks is said
+		// once (per replica), not once a tick.
+		if _, said := s.busyTasks.LoadOrStore(ev.Task, true); said {
+			level = slog.LevelDebug
+		} else {
+			msg += "; the next ticks skipped, until the task is claimed again, are logged at debug"
 		}
 	case Missed:
 		level, msg = slog.LevelWarn, "ticks missed"

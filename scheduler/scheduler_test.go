@@ -1,9 +1,12 @@
 package scheduler_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,6 +103,10 @@ func TestMissedTicksCounted(t *testing.T) {
 	}
 }
 
+// TestForbidSkipsWhileRunning: under Forbid, the ticks that come while a
+// run holds the lock are skipped as Busy, each counted once; the first of
+// a streak is said at WARN, the rest at debug, until the task is claimed
+// again (a run longer than its interval must not flood the log).
 func TestForbidSkipsWhileRunning(t *testing.T) {
 	b := setup(t)
 	release := make(chan struct{})
@@ -109,10 +116,33 @@ func TestForbidSkipsWhileRunning(t *testing.T) {
 		<-release
 		return nil
 	}
-	s := b.start(t, []scheduler.Task{{Name: "f", Schedule: every(t, "@every 1s"), Func: block}})
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	busyLines := func() (warn, debug int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "tick skipped: the previous run still holds the lock") {
+				switch {
+				case strings.Contains(l, "level=WARN"):
+					warn++
+				case strings.Contains(l, "level=DEBUG"):
+					debug++
+				}
+			}
+		}
+		return warn, debug
+	}
+	s := b.start(t, []scheduler.Task{{Name: "f", Schedule: every(t, "@every 1s"), Func: block}}, scheduler.WithLogger(log))
 	b.expect(t, scheduler.Claimed, t0)
 	<-started
-	for i := 1; i <= 5; i++ { // 5s: past the 3s ttl, held by renewals
+	skip := func(i int) {
+		t.Helper()
 		b.step(t, time.Second, 2) // the loop's timer and the renewer's
 		var busy, renewed bool
 		for !busy || !renewed {
@@ -131,7 +161,13 @@ func TestForbidSkipsWhileRunning(t *testing.T) {
 			}
 		}
 	}
-	close(release)
+	for i := 1; i <= 5; i++ { // 5s: past the 3s ttl, held by renewals
+		skip(i)
+	}
+	if warn, debug := busyLines(); warn != 1 || debug != 4 {
+		t.Errorf("5 busy ticks logged %d times at WARN and %d at debug; want 1 and 4", warn, debug)
+	}
+	release <- struct{}{}
 	b.expect(t, scheduler.Succeeded, t0)
 	// A late replica cannot run a busy tick once the lock is free.
 	res, err := b.store.Claim(context.Background(), lock.ClaimRequest{Task: "f", Tick: t0.Add(5 * time.Second), Owner: "late", TTL: time.Second})
@@ -146,6 +182,14 @@ func TestForbidSkipsWhileRunning(t *testing.T) {
 	if st := s.Stats(); st.Busy != 5 || st.Missed != 0 {
 		t.Errorf("stats: busy %d, missed %d; want 5 and 0", st.Busy, st.Missed)
 	}
+	// Tick 6's run holds the task too: a new streak, said again.
+	for i := 7; i <= 8; i++ {
+		skip(i)
+	}
+	if warn, debug := busyLines(); warn != 2 || debug != 5 {
+		t.Errorf("after a second streak of 2, busy ticks logged %d times at WARN and %d at debug; want 2 and 5", warn, debug)
+	}
+	close(release)
 }
 
 func TestReplaceCancelsPreviousRun(t *testing.T) {
