@@ -28,13 +28,7 @@ func (refuser) Claim(context.Context, lock.ClaimRequest) (lock.ClaimResult, erro
 func TestRefusedStoreSaidOnce(t *testing.T) {
 	b := setup(t)
 	b.store = refuser{b.store}
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	log, logged := captureLog(slog.LevelInfo)
 	s := b.start(t, []scheduler.Task{{Name: "t", Schedule: every(t, "@every 1s"), Func: (&recorder{}).fn, StartingDeadline: time.Second}},
 		scheduler.WithLogger(log), scheduler.WithClaimBackoff(100*time.Millisecond, 100*time.Millisecond),
 		scheduler.WithMaxClockSkew(100*time.Millisecond))
@@ -43,9 +37,7 @@ func TestRefusedStoreSaidOnce(t *testing.T) {
 	for range 3 {
 		b.waitFor(t, scheduler.ClaimFailed)
 	}
-	mu.Lock()
-	text := logs.String()
-	mu.Unlock()
+	text := logged()
 	if n := strings.Count(text, "the lock store refuses this replica"); n != 1 {
 		t.Errorf("said %d times that the store refuses; want once:\n%s", n, text)
 	}
@@ -56,6 +48,22 @@ func TestRefusedStoreSaidOnce(t *testing.T) {
 	}
 	if st := s.Stats(); st.ClaimFailed < 3 {
 		t.Errorf("ClaimFailed = %d; want every tick counted", st.ClaimFailed)
+	}
+}
+
+// captureLog returns a text logger at level, and what it logged so far.
+func captureLog(level slog.Level) (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
 	}
 }
 

@@ -1,12 +1,10 @@
 package scheduler_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,17 +114,9 @@ func TestForbidSkipsWhileRunning(t *testing.T) {
 		<-release
 		return nil
 	}
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logged := captureLog(slog.LevelDebug)
 	busyLines := func() (warn, debug int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, l := range strings.Split(logs.String(), "\n") {
+		for _, l := range strings.Split(logged(), "\n") {
 			if strings.Contains(l, "tick skipped: the previous run still holds the lock") {
 				switch {
 				case strings.Contains(l, "level=WARN"):
