@@ -34,8 +34,17 @@ import (
 //     cluster (pg_dump, pg_restore) recreates the table with another oid.
 //   - table_node: the meta table's file node. A data-only restore
 //     (TRUNCATE, then the dump's rows) keeps the table but not its file
-//     node. (So does VACUUM FULL of the meta table: a new epoch, which
-//     skips the ticks before it, never runs them twice.)
+//     node.
+//   - tasks_node: the tasks table's file node. The claim records are
+//     there: a tasks table dropped and made again by beat migrate, or
+//     truncated, would otherwise read as tasks never claimed, and their
+//     last ticks would run again.
+//
+// VACUUM FULL, CLUSTER or pg_repack of the meta or tasks table give it a
+// new file node too, and so a new epoch: the ticks just before it are
+// skipped (reported store-lost), never run twice. Plain VACUUM, as
+// autovacuum does it, keeps the file node. The locks table is not
+// watched: it holds no tick's record, only who holds a lock now.
 //
 // The first two are functions that PostgreSQL grants to PUBLIC by default,
 // but a managed service may revoke them: a Backend tries each once, and
@@ -43,7 +52,7 @@ import (
 // leaves that part empty. An empty part, recorded or current, matches any
 // other, so that replicas that run as different roles never flap between
 // epochs; a part recorded empty is filled in once a caller can read it.
-// The table's oid needs no privilege. What none of them sees is a
+// The tables' oids and file nodes need no privilege. What none of them sees is a
 // physical copy of the data directory started without recovery to a new
 // timeline (a file system snapshot put back in place).
 //
@@ -113,7 +122,8 @@ type querier interface {
 type metaRow struct {
 	epoch                  time.Time
 	system, timeline       string
-	sameTable              bool
+	sameTables             bool
+	nodesUnset             bool
 	guard                  pgtype.Timestamptz
 	now                    time.Time
 	curSystem, curTimeline string
@@ -121,16 +131,19 @@ type metaRow struct {
 
 func (b *Backend) metaSelect(e *identityExprs) string {
 	// A row restored into the table (TRUNCATE, then COPY) finds it with
-	// another file node: a TRUNCATE gives it a new one.
+	// another file node: a TRUNCATE gives it a new one. A node recorded 0
+	// (by a beat from before it was recorded) matches any.
 	return `SELECT m.epoch, m.system_id, m.timeline,
-		m.table_oid = m.tableoid AND (m.table_node = 0 OR m.table_node = pg_relation_filenode(m.tableoid)),
+		m.table_oid = m.tableoid AND (m.table_node = 0 OR m.table_node = pg_relation_filenode(m.tableoid))
+			AND (m.tasks_node = 0 OR m.tasks_node = pg_relation_filenode('` + b.tasks + `'::regclass)),
+		m.table_node = 0 OR m.tasks_node = 0,
 		m.guard_until, clock_timestamp(), ` +
 		e.system + `, ` + e.timeline + ` FROM ` + b.meta + ` m`
 }
 
 // scanMeta reads a metaSelect; found is false when the row is missing.
 func scanMeta(row pgx.Row) (m metaRow, found bool, err error) {
-	err = row.Scan(&m.epoch, &m.system, &m.timeline, &m.sameTable, &m.guard, &m.now, &m.curSystem, &m.curTimeline)
+	err = row.Scan(&m.epoch, &m.system, &m.timeline, &m.sameTables, &m.nodesUnset, &m.guard, &m.now, &m.curSystem, &m.curTimeline)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, false, nil
 	}
@@ -140,12 +153,12 @@ func scanMeta(row pgx.Row) (m metaRow, found bool, err error) {
 // changed reports whether the database is not the one that began the epoch.
 func (m metaRow) changed() bool {
 	differs := func(recorded, cur string) bool { return recorded != "" && cur != "" && recorded != cur }
-	return !m.sameTable || differs(m.system, m.curSystem) || differs(m.timeline, m.curTimeline)
+	return !m.sameTables || differs(m.system, m.curSystem) || differs(m.timeline, m.curTimeline)
 }
 
 // incomplete reports whether a part recorded empty can be read now.
 func (m metaRow) incomplete() bool {
-	return (m.system == "" && m.curSystem != "") || (m.timeline == "" && m.curTimeline != "")
+	return m.nodesUnset || (m.system == "" && m.curSystem != "") || (m.timeline == "" && m.curTimeline != "")
 }
 
 // epochState is the store's epoch as a call found it, its clock, and
@@ -169,24 +182,27 @@ func (b *Backend) settle(ctx context.Context, q querier, e *identityExprs, m met
 		var err error
 		switch {
 		case !found:
-			_, err = q.Exec(ctx, `INSERT INTO `+b.meta+` (id, epoch, system_id, timeline, table_oid, table_node)
+			_, err = q.Exec(ctx, `INSERT INTO `+b.meta+` (id, epoch, system_id, timeline, table_oid, table_node, tasks_node)
 				VALUES (true, date_trunc('milliseconds', clock_timestamp()), `+e.system+`, `+e.timeline+`, $1::text::regclass,
-					pg_relation_filenode($1::text::regclass))
-				ON CONFLICT (id) DO NOTHING`, b.meta)
+					pg_relation_filenode($1::text::regclass), pg_relation_filenode($2::text::regclass))
+				ON CONFLICT (id) DO NOTHING`, b.meta, b.tasks)
 		case req != nil && m.changed():
 			// Compare and set: of concurrent claims that notice, one
 			// begins the epoch and the others read it.
 			var tag pgconn.CommandTag
 			tag, err = q.Exec(ctx, `UPDATE `+b.meta+` SET epoch = date_trunc('milliseconds', clock_timestamp()),
 				system_id = `+e.system+`, timeline = `+e.timeline+`, table_oid = $2::text::regclass,
-				table_node = pg_relation_filenode($2::text::regclass), guard_until = NULL
-				WHERE epoch = $1`, m.epoch, b.meta)
+				table_node = pg_relation_filenode($2::text::regclass), tasks_node = pg_relation_filenode($3::text::regclass),
+				guard_until = NULL
+				WHERE epoch = $1`, m.epoch, b.meta, b.tasks)
 			began = began || tag.RowsAffected() == 1
 		case req != nil && m.incomplete():
 			_, err = q.Exec(ctx, `UPDATE `+b.meta+` SET
 				system_id = CASE WHEN system_id = '' THEN `+e.system+` ELSE system_id END,
-				timeline = CASE WHEN timeline = '' THEN `+e.timeline+` ELSE timeline END
-				WHERE epoch = $1`, m.epoch)
+				timeline = CASE WHEN timeline = '' THEN `+e.timeline+` ELSE timeline END,
+				table_node = CASE WHEN table_node = 0 THEN pg_relation_filenode($2::text::regclass) ELSE table_node END,
+				tasks_node = CASE WHEN tasks_node = 0 THEN pg_relation_filenode($3::text::regclass) ELSE tasks_node END
+				WHERE epoch = $1`, m.epoch, b.meta, b.tasks)
 		default:
 			return b.guard(ctx, q, m, began, req)
 		}
@@ -223,10 +239,10 @@ func (b *Backend) Epoch(ctx context.Context) (time.Time, time.Time, error) {
 	if b.err != nil {
 		return time.Time{}, time.Time{}, b.err
 	}
-	// Tables that claims would find too old fail here too, so that a
-	// replica upgraded before `beat migrate` ran is not ready, and does not
-	// start.
-	if _, err := b.pool.Exec(ctx, b.shapeProbe()); err != nil {
+	// Tables that claims would find missing or too old, or that this role
+	// may not write, fail here too, so that such a replica is not ready,
+	// and does not start.
+	if _, err := b.pool.Exec(ctx, b.checkSQL()); err != nil {
 		return time.Time{}, time.Time{}, b.fail("epoch", b.name, err)
 	}
 	st, err := b.epochNow(ctx)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beatlock/beat/internal/pgtest"
@@ -159,12 +160,19 @@ func TestNoSchema(t *testing.T) {
 // TestOldSchema: tables made by an earlier beat, without a column this one
 // uses, fail Epoch (which readiness and the start ask) and claims with
 // ErrOldSchema, saying to run beat migrate, and Migrate brings them up to
-// date.
+// date. A column of the tables' first form, dropped by hand, fails them
+// alike (Migrate does not make it again).
 func TestOldSchema(t *testing.T) {
 	pool := pgtest.Pool(t)
-	for _, tt := range []struct{ table, column string }{
-		{"_tasks", "rival"},
-		{"_meta", "table_node"},
+	for _, tt := range []struct {
+		table, column string
+		added         bool // since the tables' first form: Migrate adds it
+	}{
+		{"_tasks", "rival", true},
+		{"_meta", "table_node", true},
+		{"_meta", "tasks_node", true},
+		{"_tasks", "busy", false},
+		{"", "token", false},
 	} {
 		t.Run(tt.column, func(t *testing.T) {
 			name := pgtest.Table(t)
@@ -178,6 +186,9 @@ func TestOldSchema(t *testing.T) {
 			_, _, err := b.Epoch(ctx)
 			if !errors.Is(err, pglock.ErrOldSchema) || !strings.Contains(err.Error(), "beat migrate") || !strings.Contains(err.Error(), `"`+tt.column+`"`) {
 				t.Fatalf("Epoch on old tables = %v; want ErrOldSchema, saying to run beat migrate and naming the column", err)
+			}
+			if !tt.added {
+				return
 			}
 			req := lock.ClaimRequest{Task: "t", Tick: time.Now(), Owner: "a", TTL: time.Second}
 			if _, err := b.Claim(ctx, req); !errors.Is(err, pglock.ErrOldSchema) || !strings.Contains(err.Error(), "beat migrate") {
@@ -294,4 +305,82 @@ func TestClockIsTheDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	within("the lock's expiry", expires.UTC(), before.Add(time.Hour), after.Add(time.Hour))
+}
+
+// TestPrivileges: a role that may read beat's tables but not write them as
+// claims do fails Epoch (which readiness and the start ask) with
+// insufficient_privilege, as its claims would, instead of answering while
+// every claim fails; with the privileges the README lists, it claims and
+// releases.
+func TestPrivileges(t *testing.T) {
+	pool := pgtest.Pool(t)
+	name := pgtest.Table(t)
+	owner := pglock.New(pool, pglock.WithTable(name))
+	if err := owner.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The epoch begins, as where other replicas run already: only a write
+	// can tell a role that may not write.
+	if _, _, err := owner.Epoch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	role := name + "_role"
+	if _, err := pool.Exec(ctx, `CREATE ROLE `+role+` LOGIN`); err != nil {
+		t.Skipf("this test needs a database user that may create roles (CREATEROLE): %v", err)
+	}
+	t.Cleanup(func() {
+		for _, stmt := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := pool.Exec(context.Background(), stmt); err != nil {
+				t.Errorf("%s: %v", stmt, err)
+			}
+		}
+	})
+	cfg := pgtest.Config(t)
+	cfg.ConnConfig.User = role
+	rolePool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rolePool.Close)
+	b := pglock.New(rolePool, pglock.WithTable(name))
+	locks, tasks, meta := pglock.Tables(b)
+	all := locks + ", " + tasks + ", " + meta
+	for _, tt := range []struct {
+		name, grant string
+		ok          bool
+	}{
+		{"nothing", "", false},
+		{"SELECT only", `GRANT SELECT ON ` + all, false},
+		{"no DELETE on the locks table", `GRANT SELECT, INSERT, UPDATE ON ` + all, false},
+		{"no UPDATE on the meta table", `GRANT SELECT, INSERT, UPDATE, DELETE ON ` + locks + `, ` + tasks + `; GRANT SELECT, INSERT ON ` + meta, false},
+		{"what the README lists", `GRANT SELECT, INSERT, UPDATE, DELETE ON ` + all, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			grant := `REVOKE ALL ON ` + all + ` FROM ` + role
+			if tt.grant != "" {
+				grant += `; ` + strings.ReplaceAll(tt.grant, `; `, ` TO `+role+`; `) + ` TO ` + role
+			}
+			if _, err := pool.Exec(ctx, grant); err != nil {
+				t.Fatal(err)
+			}
+			_, tick, err := b.Epoch(ctx)
+			if !tt.ok {
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+					t.Fatalf("Epoch = %v; want insufficient_privilege (42501)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Epoch: %v", err)
+			}
+			res, err := b.Claim(ctx, lock.ClaimRequest{Task: "t", Tick: tick, Owner: "a", TTL: time.Minute, MaxSkew: time.Second})
+			if err != nil || res.Outcome != lock.Claimed {
+				t.Fatalf("Claim = %+v, %v; want claimed", res, err)
+			}
+			if ok, err := b.ReleaseLease(ctx, res.Lease, &lock.RunRecord{Tick: tick, Result: lock.RunSucceeded}); err != nil || !ok {
+				t.Fatalf("ReleaseLease = %v, %v; want released", ok, err)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,81 +24,111 @@ import (
 //	                  tick another session was refused), fence (the last token
 //	                  issued; Forget keeps it), and the last run (run_*).
 //	beat_locks_meta   one row: the epoch, and what identified the database's
-//	                  history when it began (see claim.go); guard_until,
-//	                  when Forbid claims are Busy after a loss.
+//	                  history and the tables when it began (see epoch.go);
+//	                  guard_until, when Forbid claims are Busy after a loss.
+func (b *Backend) tables() []table {
+	return []table{
+		{name: b.locks, writes: []string{"INSERT", "UPDATE", "DELETE"}, columns: []column{
+			{name: "key", def: "bytea PRIMARY KEY"},
+			{name: "owner", def: "bytea NOT NULL"},
+			{name: "token", def: "bigint NOT NULL DEFAULT 0"},
+			{name: "expires", def: "timestamptz NOT NULL"},
+		}},
+		{name: b.tasks, writes: []string{"INSERT", "UPDATE"}, columns: []column{
+			{name: "task", def: "bytea PRIMARY KEY"},
+			{name: "last_claimed", def: "timestamptz"},
+			{name: "prev", def: "timestamptz"},
+			{name: "busy", def: "timestamptz"},
+			{name: "fence", def: "bigint NOT NULL DEFAULT 0"},
+			{name: "session", def: "bytea"},
+			{name: "lock_key", def: "bytea"},
+			{name: "run_tick", def: "timestamptz"},
+			{name: "run_token", def: "bigint"},
+			{name: "run_owner", def: "bytea"},
+			{name: "run_result", def: "text"},
+			{name: "run_ms", def: "bigint"},
+			{name: "run_error", def: "bytea"},
+			{name: "run_ended", def: "timestamptz"},
+			{name: "rival", def: "timestamptz", added: true},
+		}},
+		{name: b.meta, writes: []string{"INSERT", "UPDATE"}, columns: []column{
+			{name: "id", def: "boolean PRIMARY KEY DEFAULT true CHECK (id)"},
+			{name: "epoch", def: "timestamptz NOT NULL"},
+			{name: "system_id", def: "text NOT NULL DEFAULT ''"},
+			{name: "timeline", def: "text NOT NULL DEFAULT ''"},
+			{name: "table_oid", def: "oid NOT NULL"},
+			{name: "table_node", def: "oid NOT NULL DEFAULT 0", added: true},
+			{name: "guard_until", def: "timestamptz"},
+			{name: "tasks_node", def: "oid NOT NULL DEFAULT 0", added: true},
+		}},
+	}
+}
+
+// table is one of beat's tables, as this version of beat uses it.
+type table struct {
+	name    string
+	columns []column
+	// writes are the privileges, besides SELECT, that beat's calls use.
+	writes []string
+}
+
+// column is a column of a table; added is set for those added after the
+// table's first form, which Migrate adds to older tables. Adding one must
+// not rewrite the table (a constant default, no type change): a rewritten
+// meta or tasks table has a new file node, and so begins a new epoch.
+type column struct {
+	name, def string
+	added     bool
+}
+
 func (b *Backend) schema() []string {
-	return append([]string{
-		`CREATE TABLE IF NOT EXISTS ` + b.locks + ` (
-			key     bytea PRIMARY KEY,
-			owner   bytea NOT NULL,
-			token   bigint NOT NULL DEFAULT 0,
-			expires timestamptz NOT NULL
-		)`,
-		`CREATE INDEX IF NOT EXISTS ` + b.ownerIdx + ` ON ` + b.locks + ` (owner)`,
-		`CREATE INDEX IF NOT EXISTS ` + b.expiresIdx + ` ON ` + b.locks + ` (expires)`,
-		`CREATE TABLE IF NOT EXISTS ` + b.tasks + ` (
-			task         bytea PRIMARY KEY,
-			last_claimed timestamptz,
-			prev         timestamptz,
-			busy         timestamptz,
-			fence        bigint NOT NULL DEFAULT 0,
-			session      bytea,
-			lock_key     bytea,
-			run_tick     timestamptz,
-			run_token    bigint,
-			run_owner    bytea,
-			run_result   text,
-			run_ms       bigint,
-			run_error    bytea,
-			run_ended    timestamptz,
-			rival        timestamptz
-		)`,
-		`CREATE TABLE IF NOT EXISTS ` + b.meta + ` (
-			id          boolean PRIMARY KEY DEFAULT true CHECK (id),
-			epoch       timestamptz NOT NULL,
-			system_id   text NOT NULL DEFAULT '',
-			timeline    text NOT NULL DEFAULT '',
-			table_oid   oid NOT NULL,
-			table_node  oid NOT NULL DEFAULT 0,
-			guard_until timestamptz
-		)`,
-	}, b.addColumns()...)
-}
-
-// column is a column added to a table after the table's first form.
-type column struct{ table, name, def string }
-
-// added lists the columns added after the tables' first form (they are in
-// the CREATE TABLEs too). Migrate adds them to older tables, and Epoch
-// checks that they are there.
-func (b *Backend) added() []column {
-	return []column{
-		{b.meta, "table_node", "oid NOT NULL DEFAULT 0"},
-		{b.tasks, "rival", "timestamptz"},
-	}
-}
-
-func (b *Backend) addColumns() []string {
-	var stmts []string
-	for _, c := range b.added() {
-		stmts = append(stmts, `ALTER TABLE `+c.table+` ADD COLUMN IF NOT EXISTS `+c.name+` `+c.def)
-	}
-	return stmts
-}
-
-// shapeProbe names every added column without reading a row: it fails with
-// SQLSTATE 42703 (ErrOldSchema) on tables that lack one, and 42P01
-// (ErrNoSchema) where a table is missing.
-func (b *Backend) shapeProbe() string {
-	q := `SELECT 1`
-	for i, c := range b.added() {
-		sep := ` FROM `
-		if i > 0 {
-			sep = `, `
+	var creates, alters []string
+	for _, t := range b.tables() {
+		var defs []string
+		for _, c := range t.columns {
+			defs = append(defs, c.name+" "+c.def)
+			if c.added {
+				alters = append(alters, `ALTER TABLE `+t.name+` ADD COLUMN IF NOT EXISTS `+c.name+` `+c.def)
+			}
 		}
-		q += sep + fmt.Sprintf(`(SELECT %s FROM %s LIMIT 0) c%d`, c.name, c.table, i)
+		creates = append(creates, `CREATE TABLE IF NOT EXISTS `+t.name+` (`+strings.Join(defs, ", ")+`)`)
+		if t.name == b.locks {
+			creates = append(creates,
+				`CREATE INDEX IF NOT EXISTS `+b.ownerIdx+` ON `+b.locks+` (owner)`,
+				`CREATE INDEX IF NOT EXISTS `+b.expiresIdx+` ON `+b.locks+` (expires)`)
+		}
 	}
-	return q
+	return append(creates, alters...)
+}
+
+// checkSQL is one statement that fails as beat's calls would on tables they
+// cannot use, while it reads and writes no row: SQLSTATE 42P01 (ErrNoSchema)
+// where a table is missing, 42703 (ErrOldSchema) where a column is, and
+// 42501 where this role lacks a privilege the calls use. PostgreSQL checks
+// the privileges of a statement before running it, so the writes that match
+// no row (WHERE false) are refused all the same.
+func (b *Backend) checkSQL() string {
+	var writes, reads []string
+	for i, t := range b.tables() {
+		var cols []string
+		for _, c := range t.columns {
+			cols = append(cols, c.name)
+		}
+		reads = append(reads, fmt.Sprintf(`(SELECT %s FROM %s LIMIT 0) r%d`, strings.Join(cols, ", "), t.name, i))
+		for _, w := range t.writes {
+			var stmt string
+			switch w {
+			case "INSERT":
+				stmt = `INSERT INTO ` + t.name + ` SELECT * FROM ` + t.name + ` WHERE false`
+			case "UPDATE":
+				stmt = `UPDATE ` + t.name + ` SET ` + cols[0] + ` = ` + cols[0] + ` WHERE false`
+			case "DELETE":
+				stmt = `DELETE FROM ` + t.name + ` WHERE false`
+			}
+			writes = append(writes, fmt.Sprintf(`w%d AS (%s RETURNING 1)`, len(writes), stmt))
+		}
+	}
+	return `WITH ` + strings.Join(writes, ", ") + ` SELECT 1 FROM ` + strings.Join(reads, ", ")
 }
 
 // Migrate creates the tables and indexes if they do not exist. It is

@@ -104,22 +104,30 @@ func TestClaimContention(t *testing.T) {
 }
 
 // TestStoreLoss: a database that lost the last records (restored from a
-// backup, a promoted replica) begins a new epoch at the next claim: ticks
+// backup, a promoted replica, a tasks table made again or emptied) begins a
+// new epoch at the next claim: ticks
 // from before it are store-lost, Forbid claims of a caller that knew the old
 // epoch are busy and guarded for a ttl, and tokens keep rising.
 func TestStoreLoss(t *testing.T) {
 	pool := pgtest.Pool(t)
-	for _, loss := range []struct{ name, sql string }{
-		{"meta row deleted", `DELETE FROM %s`},
-		{"meta table truncated", `TRUNCATE %s`},
-		{"restored into another table", `UPDATE %s SET table_oid = 0`},
-		{"restored into the same table (TRUNCATE, then its rows)", `CREATE TEMP TABLE saved AS SELECT * FROM %[1]s; TRUNCATE %[1]s; INSERT INTO %[1]s SELECT * FROM saved; DROP TABLE saved`},
-		{"another cluster", `UPDATE %s SET system_id = '1'`},
-		{"another timeline", `UPDATE %s SET timeline = 'FFFFFFFF'`},
+	// sql is run with the meta table as %[1]s, the tasks table as %[2]s;
+	// then Migrate, where migrate is set.
+	for _, loss := range []struct {
+		name, sql string
+		migrate   bool
+	}{
+		{name: "meta row deleted", sql: `DELETE FROM %[1]s`},
+		{name: "meta table truncated", sql: `TRUNCATE %[1]s`},
+		{name: "restored into another table", sql: `UPDATE %[1]s SET table_oid = 0`},
+		{name: "restored into the same table (TRUNCATE, then its rows)", sql: `CREATE TEMP TABLE saved AS SELECT * FROM %[1]s; TRUNCATE %[1]s; INSERT INTO %[1]s SELECT * FROM saved; DROP TABLE saved`},
+		{name: "another cluster", sql: `UPDATE %[1]s SET system_id = '1'`},
+		{name: "another timeline", sql: `UPDATE %[1]s SET timeline = 'FFFFFFFF'`},
+		{name: "tasks table truncated", sql: `TRUNCATE %[2]s`},
+		{name: "tasks table dropped, then made again by beat migrate", sql: `DROP TABLE %[2]s`, migrate: true},
 	} {
 		t.Run(loss.name, func(t *testing.T) {
 			b := newBackend(t, pool)
-			_, _, meta := pglock.Tables(b)
+			_, tasks, meta := pglock.Tables(b)
 			old, now, err := b.Epoch(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -130,8 +138,13 @@ func TestStoreLoss(t *testing.T) {
 			if err != nil || before.Outcome != lock.Claimed || !before.Epoch.Equal(old) {
 				t.Fatalf("Claim = %+v, %v; want claimed at epoch %v", before, err, old)
 			}
-			if _, err := pool.Exec(ctx, fmt.Sprintf(loss.sql, meta)); err != nil {
+			if _, err := pool.Exec(ctx, fmt.Sprintf(loss.sql, meta, tasks)); err != nil {
 				t.Fatal(err)
+			}
+			if loss.migrate {
+				if err := b.Migrate(ctx); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if strings.HasPrefix(loss.sql, "UPDATE") {
 				// Only a claim notices, since only a claim knows whether its
@@ -218,13 +231,26 @@ func TestStoreLoss(t *testing.T) {
 }
 
 // TestIdentityRecorded: the meta row holds what identifies the database's
-// history: its system identifier, its timeline and the meta table's oid.
+// history: its system identifier, its timeline, the meta table's oid and
+// the file nodes of the meta and tasks tables.
 func TestIdentityRecorded(t *testing.T) {
 	pool := pgtest.Pool(t)
 	b := newBackend(t, pool)
-	_, _, meta := pglock.Tables(b)
+	_, tasks, meta := pglock.Tables(b)
 	var system, timeline, wantSystem, wantTimeline string
 	var sameTable bool
+	nodesSQL := `SELECT table_node = pg_relation_filenode(tableoid) AND tasks_node = pg_relation_filenode('` + tasks + `'::regclass) FROM ` + meta
+	nodes := func() bool {
+		t.Helper()
+		var same bool
+		if err := pool.QueryRow(ctx, nodesSQL).Scan(&same); err != nil {
+			t.Fatal(err)
+		}
+		return same
+	}
+	if !nodes() {
+		t.Errorf("the meta row's table_node and tasks_node are not the tables' file nodes")
+	}
 	if err := pool.QueryRow(ctx, `SELECT system_id, timeline, table_oid = tableoid FROM `+meta).Scan(&system, &timeline, &sameTable); err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +263,11 @@ func TestIdentityRecorded(t *testing.T) {
 	if system != wantSystem || timeline != wantTimeline || !sameTable {
 		t.Errorf("meta identity = %q, %q, same table %v; want %q, %q, true", system, timeline, sameTable, wantSystem, wantTimeline)
 	}
-	// An identity recorded empty (a role that could not read it) is filled
-	// in, without a new epoch.
+	// An identity recorded empty (a role that could not read it, or a beat
+	// from before the file nodes were recorded) is filled in, without a new
+	// epoch.
 	old, _, _ := b.Epoch(ctx)
-	if _, err := pool.Exec(ctx, `UPDATE `+meta+` SET system_id = '', timeline = ''`); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE `+meta+` SET system_id = '', timeline = '', table_node = 0, tasks_node = 0`); err != nil {
 		t.Fatal(err)
 	}
 	_, now, _ := b.Epoch(ctx)
@@ -253,6 +280,9 @@ func TestIdentityRecorded(t *testing.T) {
 	}
 	if system != wantSystem || timeline != wantTimeline {
 		t.Errorf("identity after the claim = %q, %q; want %q, %q", system, timeline, wantSystem, wantTimeline)
+	}
+	if !nodes() {
+		t.Errorf("the file nodes were not filled in by the claim")
 	}
 }
 
