@@ -142,12 +142,9 @@ func (s *Scheduler) emit(ev Event) {
 	level := slog.LevelDebug
 	msg := "tick " + ev.Kind.String()
 	switch ev.Kind {
-	case Claimed, AlreadyClaimed:
-		s.busyTasks.Delete(ev.Task)
-		if ev.Kind == Claimed {
-			level, msg = slog.LevelInfo, "run started"
-			attrs = append(attrs, "late", ev.Delay)
-		}
+	case Claimed:
+		level, msg = slog.LevelInfo, "run started"
+		attrs = append(attrs, "late", ev.Delay)
 	case Succeeded:
 		level, msg = slog.LevelInfo, "run succeeded"
 		attrs = append(attrs, "duration", ev.Duration)
@@ -163,12 +160,12 @@ func (s *Scheduler) emit(ev Event) {
 			msg = "tick skipped: a run from before the lock store lost its records may still be going (concurrency_policy Forbid)"
 			attrs = append(attrs, "reason", ev.Reason)
 		}
-		// Every tick is counted; a run that outlasts many ticks is said
-		// once (per replica), not once a tick.
-		if _, said := s.busyTasks.LoadOrStore(ev.Task, true); said {
-			level = slog.LevelDebug
+		// Every tick is counted; runs that outlast their interval are said
+		// once a minute per task (per replica), not once a tick.
+		if s.sayBusy(ev.Task) {
+			msg += "; this task's ticks skipped so in the next minute are logged at debug"
 		} else {
-			msg += "; the next ticks skipped, until the task is claimed again, are logged at debug"
+			level = slog.LevelDebug
 		}
 	case Missed:
 		level, msg = slog.LevelWarn, "ticks missed"
@@ -201,4 +198,27 @@ func (s *Scheduler) emit(ev Event) {
 	if s.observe != nil {
 		s.observe(ev)
 	}
+}
+
+// sayEvery is how often a condition that comes back at every claim is said
+// at its level (a store that refuses this replica, a run that outlasts its
+// interval): one line a minute tells as much as one per claim. In between it
+// is logged at debug, and counted all the same.
+const sayEvery = time.Minute
+
+// sayNow reports whether a condition last said at *last (Unix ns; 0: never)
+// is to be said at now, and if so records now.
+func sayNow(last *atomic.Int64, now time.Time) bool {
+	n, l := now.UnixNano(), last.Load()
+	return (l == 0 || n-l >= int64(sayEvery)) && last.CompareAndSwap(l, n)
+}
+
+// sayBusy reports whether a Busy tick of task is to be said at WARN: the
+// first of the task's, and then one every sayEvery.
+func (s *Scheduler) sayBusy(task string) bool {
+	last, ok := s.busyTasks.Load(task)
+	if !ok {
+		last, _ = s.busyTasks.LoadOrStore(task, new(atomic.Int64))
+	}
+	return sayNow(last.(*atomic.Int64), s.clock.Now())
 }

@@ -631,21 +631,14 @@ func (s *Scheduler) renewLease(ctx context.Context, lease lock.Lease) (bool, err
 // stamp formats an instant for a message, as the logs format times.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// refusedEvery is how often a store that refuses this replica is said: a
-// wrong password fails every claim, and one line a minute tells as much as
-// one per claim.
-const refusedEvery = time.Minute
-
 // storeErrorLevel is the level to log a store error at: level, but for an
 // error that says the store refuses this replica (lock.ErrRefused), which
-// is said at ERROR once every refusedEvery, and otherwise at debug.
+// is said at ERROR once every sayEvery, and otherwise at debug.
 func (s *Scheduler) storeErrorLevel(err error, level slog.Level) slog.Level {
 	if !errors.Is(err, lock.ErrRefused) {
 		return level
 	}
-	now := time.Now().UnixNano()
-	last := s.refusedAt.Load()
-	if (last == 0 || now-last >= int64(refusedEvery)) && s.refusedAt.CompareAndSwap(last, now) {
+	if sayNow(&s.refusedAt, time.Now()) {
 		s.log.Error("the lock store refuses this replica: every claim fails until its setting is fixed (said once a minute)", "err", err)
 	}
 	return slog.LevelDebug

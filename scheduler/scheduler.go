@@ -173,9 +173,9 @@ type Scheduler struct {
 	// refusedAt is when a store refusing this replica was last said (Unix
 	// ns; see storeErrorLevel).
 	refusedAt atomic.Int64
-	// busyTasks holds the tasks whose ticks this replica found Busy since
-	// it last saw one claimed: a run longer than its interval is said
-	// once at WARN, not at every tick it holds back (see emit).
+	// busyTasks holds, for each task whose tick this replica found Busy,
+	// when that was last said at WARN (*atomic.Int64, Unix ns; see
+	// sayBusy).
 	busyTasks sync.Map
 	// claimed is set once this process has claimed a tick: a stop that
 	// never claimed anything has no locks to release.

@@ -102,9 +102,9 @@ func TestMissedTicksCounted(t *testing.T) {
 }
 
 // TestForbidSkipsWhileRunning: under Forbid, the ticks that come while a
-// run holds the lock are skipped as Busy, each counted once; the first of
-// a streak is said at WARN, the rest at debug, until the task is claimed
-// again (a run longer than its interval must not flood the log).
+// run holds the lock are skipped as Busy, each counted once; one a minute
+// is said at WARN, the rest at debug (runs longer than their interval must
+// not flood the log).
 func TestForbidSkipsWhileRunning(t *testing.T) {
 	b := setup(t)
 	release := make(chan struct{})
@@ -172,12 +172,24 @@ func TestForbidSkipsWhileRunning(t *testing.T) {
 	if st := s.Stats(); st.Busy != 5 || st.Missed != 0 {
 		t.Errorf("stats: busy %d, missed %d; want 5 and 0", st.Busy, st.Missed)
 	}
-	// Tick 6's run holds the task too: a new streak, said again.
+	// Tick 6's run holds the task too: its busy ticks are not said at
+	// WARN again (a run a little longer than its interval, claimed and
+	// busy in turn, would say one a run) until a minute after the first
+	// was (tick 1).
 	for i := 7; i <= 8; i++ {
 		skip(i)
 	}
-	if warn, debug := busyLines(); warn != 2 || debug != 5 {
-		t.Errorf("after a second streak of 2, busy ticks logged %d times at WARN and %d at debug; want 2 and 5", warn, debug)
+	if warn, debug := busyLines(); warn != 1 || debug != 6 {
+		t.Errorf("after the next run's 2 busy ticks, busy ticks logged %d times at WARN and %d at debug; want 1 and 6", warn, debug)
+	}
+	for i := 9; i <= 62; i++ {
+		skip(i)
+	}
+	if warn, debug := busyLines(); warn != 2 || debug != 59 {
+		t.Errorf("61 busy ticks over 62 s logged %d times at WARN and %d at debug; want 2 (one a minute) and 59", warn, debug)
+	}
+	if st := s.Stats(); st.Busy != 61 {
+		t.Errorf("stats: busy %d; want every busy tick counted (61)", st.Busy)
 	}
 	close(release)
 }
