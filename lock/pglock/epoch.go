@@ -52,9 +52,9 @@ import (
 // leaves that part empty. An empty part, recorded or current, matches any
 // other, so that replicas that run as different roles never flap between
 // epochs; a part recorded empty is filled in once a caller can read it.
-// The tables' oids and file nodes need no privilege. What none of them sees is a
-// physical copy of the data directory started without recovery to a new
-// timeline (a file system snapshot put back in place).
+// The tables' oids and file nodes need no privilege. What none of them sees
+// is a physical copy of the data directory started without recovery to a
+// new timeline (a file system snapshot put back in place).
 //
 // A meta row that is missing (a new store, or a truncated table) begins an
 // epoch too. Either way the claim that began it, or any claim from a

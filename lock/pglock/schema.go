@@ -33,6 +33,9 @@ func (b *Backend) tables() []table {
 			{name: "owner", def: "bytea NOT NULL"},
 			{name: "token", def: "bigint NOT NULL DEFAULT 0"},
 			{name: "expires", def: "timestamptz NOT NULL"},
+		}, indexes: []string{
+			`CREATE INDEX IF NOT EXISTS ` + b.ownerIdx + ` ON ` + b.locks + ` (owner)`,
+			`CREATE INDEX IF NOT EXISTS ` + b.expiresIdx + ` ON ` + b.locks + ` (expires)`,
 		}},
 		{name: b.tasks, writes: []string{"INSERT", "UPDATE"}, columns: []column{
 			{name: "task", def: "bytea PRIMARY KEY"},
@@ -70,6 +73,8 @@ type table struct {
 	columns []column
 	// writes are the privileges, besides SELECT, that beat's calls use.
 	writes []string
+	// indexes are the CREATE INDEX IF NOT EXISTS statements of the table.
+	indexes []string
 }
 
 // column is a column of a table; added is set for those added after the
@@ -92,11 +97,7 @@ func (b *Backend) schema() []string {
 			}
 		}
 		creates = append(creates, `CREATE TABLE IF NOT EXISTS `+t.name+` (`+strings.Join(defs, ", ")+`)`)
-		if t.name == b.locks {
-			creates = append(creates,
-				`CREATE INDEX IF NOT EXISTS `+b.ownerIdx+` ON `+b.locks+` (owner)`,
-				`CREATE INDEX IF NOT EXISTS `+b.expiresIdx+` ON `+b.locks+` (expires)`)
-		}
+		creates = append(creates, t.indexes...)
 	}
 	return append(creates, alters...)
 }
