@@ -353,6 +353,7 @@ func TestPrivileges(t *testing.T) {
 		{"SELECT only", `GRANT SELECT ON ` + all, false},
 		{"no DELETE on the locks table", `GRANT SELECT, INSERT, UPDATE ON ` + all, false},
 		{"no UPDATE on the meta table", `GRANT SELECT, INSERT, UPDATE, DELETE ON ` + locks + `, ` + tasks + `; GRANT SELECT, INSERT ON ` + meta, false},
+		{"UPDATE of one column of the tasks table", `GRANT SELECT, INSERT, UPDATE, DELETE ON ` + locks + `, ` + meta + `; GRANT SELECT, INSERT, DELETE ON ` + tasks + `; GRANT UPDATE (task) ON ` + tasks, false},
 		{"what the README lists", `GRANT SELECT, INSERT, UPDATE, DELETE ON ` + all, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -111,9 +111,10 @@ func (b *Backend) schema() []string {
 func (b *Backend) checkSQL() string {
 	var writes, reads []string
 	for i, t := range b.tables() {
-		var cols []string
+		var cols, sets []string
 		for _, c := range t.columns {
 			cols = append(cols, c.name)
+			sets = append(sets, c.name+" = "+c.name)
 		}
 		reads = append(reads, fmt.Sprintf(`(SELECT %s FROM %s LIMIT 0) r%d`, strings.Join(cols, ", "), t.name, i))
 		for _, w := range t.writes {
@@ -122,7 +123,9 @@ func (b *Backend) checkSQL() string {
 			case "INSERT":
 				stmt = `INSERT INTO ` + t.name + ` SELECT * FROM ` + t.name + ` WHERE false`
 			case "UPDATE":
-				stmt = `UPDATE ` + t.name + ` SET ` + cols[0] + ` = ` + cols[0] + ` WHERE false`
+				// Every column: a grant of UPDATE on some columns only
+				// would pass a check of one.
+				stmt = `UPDATE ` + t.name + ` SET ` + strings.Join(sets, ", ") + ` WHERE false`
 			case "DELETE":
 				stmt = `DELETE FROM ` + t.name + ` WHERE false`
 			}
