@@ -40,21 +40,22 @@ import (
 //     truncated, would otherwise read as tasks never claimed, and their
 //     last ticks would run again.
 //
-// VACUUM FULL, CLUSTER or pg_repack of the meta or tasks table give it a
-// new file node too, and so a new epoch: the ticks just before it are
-// skipped (reported store-lost), never run twice. Plain VACUUM, as
-// autovacuum does it, keeps the file node. The locks table is not
-// watched: it holds no tick's record, only who holds a lock now.
-//
 // The first two are functions that PostgreSQL grants to PUBLIC by default,
 // but a managed service may revoke them: a Backend tries each once, and
 // where it may not run one (insufficient_privilege, or no such function)
 // leaves that part empty. An empty part, recorded or current, matches any
 // other, so that replicas that run as different roles never flap between
 // epochs; a part recorded empty is filled in once a caller can read it.
-// The tables' oids and file nodes need no privilege. What none of them sees
-// is a physical copy of the data directory started without recovery to a
-// new timeline (a file system snapshot put back in place).
+// The tables' oids and file nodes need no privilege; a file node recorded
+// 0, by a beat from before it was recorded, is filled in alike. What none
+// of them sees is a physical copy of the data directory started without
+// recovery to a new timeline (a file system snapshot put back in place).
+//
+// VACUUM FULL, CLUSTER or pg_repack of the meta or tasks table give it a
+// new file node too, and so a new epoch: the ticks just before it are
+// skipped (reported store-lost), never run twice. Plain VACUUM, as
+// autovacuum does it, keeps the file node. The locks table is not
+// watched: it holds no tick's record, only who holds a lock now.
 //
 // A meta row that is missing (a new store, or a truncated table) begins an
 // epoch too. Either way the claim that began it, or any claim from a
